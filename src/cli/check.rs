@@ -1,0 +1,194 @@
+//! `filerep check FILE...`: run the pipeline on each file, in parallel, and print the results in argument order.
+//!
+//! Workers run the pipeline; this thread alone writes to stdout, in argument order, as soon as the next
+//! report is ready. A file that cannot be read prints one line on stderr (naming it once) and still gets a
+//! report with `error` set in JSON output.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use anyhow::Result;
+
+use crate::pipeline::{self, Options};
+use crate::report::{Report, card, json};
+use crate::sample::Input;
+use crate::verdict::Level;
+
+use super::{EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, error_line};
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// The verdict card, for people.
+    Card,
+    /// One JSON document with every report.
+    Json,
+    /// One JSON report per line.
+    Jsonl,
+}
+
+/// Arguments of `filerep check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files to check; `-` reads one file from standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<OsString>,
+    /// Print one JSON document (`{"schema_version": 1, "reports": [...]}`); same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Card)]
+    pub format: OutputFormat,
+    /// List every imported function on the card (not just the libraries).
+    #[arg(long)]
+    pub all: bool,
+    /// Exit with status 1 when a file's verdict is at or above this level.
+    #[arg(long, value_name = "LEVEL", default_value = "malicious", value_parser = parse_level)]
+    pub fail_on: Level,
+    /// Read at most this many bytes into memory (suffixes K, M, G); larger files get only their digests.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub max_size: u64,
+    /// Files checked at once (default: the number of CPUs).
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    s.parse()
+}
+
+/// Parse a size: a number of bytes with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        None => (t, 1u64),
+        Some((i, _)) => {
+            let mult = match t[i..].to_ascii_lowercase().as_str() {
+                "k" | "kb" | "kib" => 1 << 10,
+                "m" | "mb" | "mib" => 1 << 20,
+                "g" | "gb" | "gib" => 1 << 30,
+                "b" => 1,
+                _ => return Err(format!("invalid size '{s}': use a number of bytes, optionally with K, M or G")),
+            };
+            (&t[..i], mult)
+        }
+    };
+    let n: u64 =
+        num.parse().map_err(|_| format!("invalid size '{s}': use a number of bytes, optionally with K, M or G"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("size '{s}' is too large"))
+}
+
+/// Run `check`; returns the exit status.
+pub fn run(args: &Args, color: bool) -> Result<u8> {
+    let format = if args.json { OutputFormat::Json } else { args.format };
+    let inputs: Vec<Input> = args.files.iter().map(|f| Input::from_arg(f)).collect();
+    if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
+        anyhow::bail!("`-` (standard input) can be given only once");
+    }
+    let opts = Options { max_size: args.max_size };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .clamp(1, 64)
+        .min(inputs.len());
+
+    let mut stdout = io::stdout().lock();
+    let mut worst_hit = false;
+    let mut errors = false;
+    let mut all_reports = Vec::new();
+    let card_opts = card::Options { color, all_imports: args.all };
+
+    let mut emit = |report: Report, out: &mut io::StdoutLock<'_>| -> io::Result<()> {
+        if let Some(err) = &report.error {
+            errors = true;
+            error_line(&format!("{}: {err}", report.path));
+        }
+        if report.verdict.level >= args.fail_on && report.error.is_none() {
+            worst_hit = true;
+        }
+        match format {
+            OutputFormat::Card => {
+                if report.error.is_none() {
+                    out.write_all(card::render(&report, &card_opts).as_bytes())?;
+                }
+            }
+            OutputFormat::Jsonl => out.write_all(json::render_line(&report).as_bytes())?,
+            OutputFormat::Json => all_reports.push(report),
+        }
+        Ok(())
+    };
+
+    if jobs <= 1 {
+        for input in &inputs {
+            let report = pipeline::check(input, &opts);
+            emit(report, &mut stdout)?;
+        }
+    } else {
+        let next = AtomicUsize::new(0);
+        let (tx, rx) = mpsc::channel::<(usize, Report)>();
+        std::thread::scope(|s| -> Result<()> {
+            for _ in 0..jobs {
+                let tx = tx.clone();
+                let (next, inputs, opts) = (&next, &inputs, &opts);
+                s.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else { break };
+                        if tx.send((i, pipeline::check(input, opts))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            // Print in argument order as soon as the next report is ready.
+            let mut pending = BTreeMap::new();
+            let mut want = 0;
+            for (i, report) in rx {
+                pending.insert(i, report);
+                while let Some(r) = pending.remove(&want) {
+                    if let Err(e) = emit(r, &mut stdout) {
+                        // Stop the workers from starting new files, then report the write error.
+                        next.store(usize::MAX / 2, Ordering::Relaxed);
+                        return Err(e.into());
+                    }
+                    want += 1;
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if format == OutputFormat::Json {
+        let doc = json::document(all_reports);
+        stdout.write_all(json::render_document(&doc).as_bytes())?;
+    }
+    stdout.flush()?;
+    Ok(if worst_hit {
+        EXIT_FINDINGS
+    } else if errors {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("256M"), Ok(256 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(crate::sample::DEFAULT_MAX_SIZE, parse_size("256M").unwrap());
+    }
+}

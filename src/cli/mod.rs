@@ -1,0 +1,98 @@
+//! The command-line edge: clap definitions, error reporting on one line, and the exit-status policy.
+//!
+//! Exit status, decided once at the end of a run:
+//! * 0: ran, and no file reached `--fail-on`;
+//! * 1: at least one file at or above `--fail-on` (this wins over errors);
+//! * 2: an error (bad usage, an unreadable file);
+//! * 130: interrupted.
+
+pub mod check;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::term::ColorChoice;
+
+/// Exit status: nothing reached `--fail-on`.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: at least one file at or above `--fail-on`.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit status: an error (usage, unreadable file).
+pub const EXIT_ERROR: u8 = 2;
+/// Exit status: interrupted (SIGINT).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+const EXIT_HELP: &str = "\
+Exit status:
+  0    ran, and no file reached --fail-on
+  1    at least one file is at or above --fail-on (wins over errors)
+  2    an error: bad usage, or a file that could not be read
+  130  interrupted";
+
+/// File reputation from the command line: hashes, PE/ELF/Mach-O analysis and a verdict, offline.
+#[derive(Debug, Parser)]
+#[command(name = "filerep", version, about, after_help = EXIT_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// When to colour the output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Hash and analyse files and show a verdict card for each (`-` reads standard input).
+    #[command(after_help = EXIT_HELP)]
+    Check(check::Args),
+}
+
+/// Run the program with these arguments and return the exit status.
+pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
+    crate::analysis::install_quiet_panic_hook();
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            // clap prints help/version to stdout and errors to stderr.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    // Ctrl-C: stop at once with the conventional status; partial output is not worth finishing.
+    let _ = ctrlc::set_handler(|| {
+        let _ = io::stdout().flush();
+        #[allow(clippy::exit)]
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
+    });
+    let color = cli.color.resolve_for_stdout();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args, color),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            error_line(&format!("{e:#}"));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// A closed stdout (`filerep check … | head -1`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// Print one diagnostic line to stderr: `filerep: error: …`.
+pub fn error_line(msg: &str) {
+    let msg = crate::term::sanitize(msg);
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("filerep: error: {msg}");
+    }
+}

@@ -1,0 +1,96 @@
+//! The pipeline for one input: sample → hashing → analysis → verdict → report.
+//!
+//! Errors reading the input become a report with `error` set (and the caller prints one line and exits 2);
+//! nothing here prints.
+
+use base64::Engine;
+
+use crate::analysis::{self, authenticode};
+use crate::hashing::{self, Digests, Plan};
+use crate::report::{Anomaly, Format, Hashes, Report};
+use crate::sample::{self, Content, Input};
+use crate::verdict;
+
+/// Options for checking one input.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Bytes read into memory at most; above it the digests are streamed and the file is not fully analysed.
+    pub max_size: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_size: sample::DEFAULT_MAX_SIZE }
+    }
+}
+
+/// Check one input: read it once, hash it, analyse it and decide the verdict.
+pub fn check(input: &Input, opts: &Options) -> Report {
+    let mut report = Report {
+        path: input.display_name(),
+        path_base64: input.raw_path_bytes().map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+        ..Default::default()
+    };
+    match sample::load(input, opts.max_size) {
+        Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data),
+        Ok(Content::OverCap { head, mut rest }) => match hashing::digest_stream(&head, &mut rest) {
+            Ok(d) => {
+                report.format = analysis::detect_format(&head);
+                set_file_digests(&mut report, &d);
+                report.fully_analysed = false;
+                let msg = format!(
+                    "larger than the {} MiB size cap: only the digests were computed",
+                    opts.max_size / (1024 * 1024)
+                );
+                report.limits.push(msg.clone());
+                report.anomalies.push(Anomaly::limiting("size-cap", msg));
+            }
+            Err(e) => report.error = Some(sample::Error::from(e).to_string()),
+        },
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    report.verdict = verdict::decide(&report);
+    report
+}
+
+/// Build the report of a file held whole in memory (also the entry point for fuzzing and tests).
+pub fn report_from_bytes(path: &str, data: &[u8]) -> Report {
+    let mut report = Report { path: path.to_string(), ..Default::default() };
+    fill_from_bytes(&mut report, data);
+    report.verdict = verdict::decide(&report);
+    report
+}
+
+fn fill_from_bytes(report: &mut Report, data: &[u8]) {
+    let format = analysis::detect_format(data);
+    let layout = if format == Format::Pe { authenticode::image_hash_layout(data, data.len() as u64) } else { None };
+    let plan = Plan { fuzzy: true, authentihash: layout.map(|l| l.hashed) };
+    let digests = hashing::digest_in_memory(data, &plan);
+    let facts = analysis::analyse(data);
+
+    set_file_digests(report, &digests);
+    report.hashes.tlsh = digests.tlsh;
+    report.hashes.ssdeep = digests.ssdeep;
+    report.hashes.authentihash_sha1 = digests.authentihash_sha1;
+    report.hashes.authentihash_sha256 = digests.authentihash_sha256;
+    report.hashes.imphash = facts.imphash.clone();
+    report.hashes.rich_header_md5 = facts.rich_header_md5.clone();
+    report.format = facts.format;
+    report.limits = facts.limits();
+    report.fully_analysed = report.limits.is_empty();
+    report.pe = facts.pe;
+    report.elf = facts.elf;
+    report.macho = facts.macho;
+    report.anomalies = facts.anomalies;
+}
+
+fn set_file_digests(report: &mut Report, d: &Digests) {
+    report.size = Some(d.size);
+    report.entropy = Some(d.entropy);
+    report.hashes = Hashes {
+        md5: Some(d.md5.clone()),
+        sha1: Some(d.sha1.clone()),
+        sha256: Some(d.sha256.clone()),
+        ..Default::default()
+    };
+}

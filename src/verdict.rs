@@ -1,0 +1,471 @@
+//! The verdict: a pure policy from the facts of a report to an ordered level and its reasons.
+//!
+//! `decide` reads a [`Report`] (its `verdict` field is ignored) and returns the [`Verdict`]. It does no I/O and
+//! reads no configuration, so it is table-tested below. Reason ids are kebab-case and stable once released;
+//! the store and signature issues add reasons of their own here.
+//!
+//! Policy (from the file alone, before the store exists):
+//! * the level is the highest level any reason supports, and never lower than `unknown`: nothing in a file
+//!   alone makes it known good;
+//! * a file that hit an analysis limit or could not be parsed says so (`not-fully-analysed`), and is never
+//!   reported as clean.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::report::{Format, PeInfo, Report};
+
+/// Ordered verdict level: `good` < `unknown` < `suspicious` < `vulnerable` < `malicious`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Known good.
+    Good,
+    /// Nothing known either way.
+    #[default]
+    Unknown,
+    /// Traits common in malware or tampered files.
+    Suspicious,
+    /// A known vulnerable file (for example a driver on a block list).
+    Vulnerable,
+    /// Known malicious.
+    Malicious,
+}
+
+impl Level {
+    /// All levels, lowest first.
+    pub const ALL: [Level; 5] = [Level::Good, Level::Unknown, Level::Suspicious, Level::Vulnerable, Level::Malicious];
+
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Good => "good",
+            Level::Unknown => "unknown",
+            Level::Suspicious => "suspicious",
+            Level::Vulnerable => "vulnerable",
+            Level::Malicious => "malicious",
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Level::ALL.into_iter().find(|l| l.as_str() == s).ok_or_else(|| {
+            format!("unknown level '{s}' (expected one of good, unknown, suspicious, vulnerable, malicious)")
+        })
+    }
+}
+
+/// One reason behind a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Reason {
+    /// Stable kebab-case id (`packed`, `writable-executable-section`, …).
+    pub id: String,
+    /// The level this reason supports on its own; `unknown` for a reason that is only informative.
+    pub level: Level,
+    /// One line for humans.
+    pub message: String,
+    /// Where the fact comes from: `file` (computed from the file's bytes) or a data source.
+    pub source: String,
+}
+
+impl Reason {
+    fn file(id: &str, level: Level, message: impl Into<String>) -> Reason {
+        Reason { id: id.to_string(), level, message: message.into(), source: "file".to_string() }
+    }
+}
+
+/// The verdict on one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Verdict {
+    /// The overall level.
+    pub level: Level,
+    /// Every reason, the strongest first (stable order for equal levels).
+    pub reasons: Vec<Reason>,
+}
+
+/// Entropy above which executable code is considered compressed or encrypted.
+pub const HIGH_ENTROPY_CODE: f64 = 7.2;
+
+/// Decide the verdict from a report's facts (the report's own `verdict` is ignored).
+pub fn decide(report: &Report) -> Verdict {
+    let mut reasons = Vec::new();
+
+    if let Some(err) = &report.error {
+        reasons.push(Reason::file("analysis-error", Level::Unknown, format!("could not be analysed: {err}")));
+    } else if !report.fully_analysed {
+        let why = if report.limits.is_empty() { "a limit was reached".to_string() } else { report.limits.join("; ") };
+        reasons.push(Reason::file("not-fully-analysed", Level::Unknown, format!("not fully analysed: {why}")));
+    }
+
+    match report.format {
+        Format::Empty => reasons.push(Reason::file("empty-file", Level::Unknown, "the file is empty")),
+        Format::Unknown if report.error.is_none() => {
+            let damaged_mz = report.anomalies.iter().find(|a| MZ_DAMAGE.contains(&a.id.as_str()));
+            match damaged_mz {
+                Some(a) => reasons.push(Reason::file(
+                    "malformed-header",
+                    Level::Suspicious,
+                    format!("an MZ executable whose PE header cannot be reached: {}", a.message),
+                )),
+                None => reasons.push(Reason::file("not-an-executable", Level::Unknown, "not a PE, ELF or Mach-O file")),
+            }
+        }
+        _ => {}
+    }
+
+    if let Some(pe) = &report.pe {
+        pe_reasons(pe, report, &mut reasons);
+    }
+    if let Some(elf) = &report.elf {
+        if !elf.nx && elf.machine != "unknown" && report.fully_analysed && elf.kind != "rel" {
+            reasons.push(Reason::file(
+                "executable-stack",
+                Level::Unknown,
+                "no non-executable stack (PT_GNU_STACK missing or executable)",
+            ));
+        }
+    }
+
+    // Strongest first; the sort is stable, so equal levels keep the order they were found in.
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
+    let worst = reasons.iter().map(|r| r.level).max().unwrap_or(Level::Unknown);
+    let level = if worst >= Level::Suspicious {
+        worst
+    } else if worst == Level::Good && report.fully_analysed && report.error.is_none() {
+        Level::Good
+    } else {
+        Level::Unknown
+    };
+    Verdict { level, reasons }
+}
+
+/// Anomalies of an MZ file that show a damaged PE rather than a DOS program.
+const MZ_DAMAGE: &[&str] = &["dos-header-truncated", "e-lfanew-out-of-bounds"];
+
+/// Anomaly ids that mean the headers contradict each other or the file (not just an odd value).
+const MALFORMED_HEADER_ANOMALIES: &[&str] = &[
+    "section-table-truncated",
+    "section-table-null-entry",
+    "too-many-sections",
+    "optional-header-truncated",
+    "section-beyond-eof",
+    "data-directory-out-of-bounds",
+    "import-directory-invalid",
+    "export-directory-invalid",
+    "resource-directory-invalid",
+    "certificate-table-beyond-eof",
+];
+
+fn pe_reasons(pe: &PeInfo, report: &Report, reasons: &mut Vec<Reason>) {
+    let malformed: Vec<&str> = report
+        .anomalies
+        .iter()
+        .filter(|a| MALFORMED_HEADER_ANOMALIES.contains(&a.id.as_str()))
+        .map(|a| a.id.as_str())
+        .collect();
+    if !malformed.is_empty() {
+        let mut ids = malformed.clone();
+        ids.dedup();
+        reasons.push(Reason::file(
+            "malformed-header",
+            Level::Suspicious,
+            format!("the PE structure is damaged or crafted: {}", ids.join(", ")),
+        ));
+    }
+
+    if let Some(p) = &pe.packer {
+        reasons.push(Reason::file(
+            "packed",
+            Level::Suspicious,
+            if p.name == "unknown" {
+                format!("looks packed: {}", p.evidence)
+            } else {
+                format!("packed with {} ({})", p.name, p.evidence)
+            },
+        ));
+    }
+
+    let wx: Vec<&str> = pe
+        .sections
+        .iter()
+        .filter(|s| s.characteristics & 0x2000_0000 != 0 && s.characteristics & 0x8000_0000 != 0)
+        // Kernel drivers legitimately carry a writable+executable PAGE section (pefile makes the same exception).
+        .filter(|s| !(s.name == "PAGE" && pe.subsystem == "native"))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !wx.is_empty() {
+        reasons.push(Reason::file(
+            "writable-executable-section",
+            Level::Suspicious,
+            format!("writable and executable section{}: {}", if wx.len() > 1 { "s" } else { "" }, wx.join(", ")),
+        ));
+    }
+
+    let hot: Vec<String> = pe
+        .sections
+        .iter()
+        .filter(|s| s.characteristics & 0x2000_0000 != 0 && s.raw_size > 0 && s.entropy > HIGH_ENTROPY_CODE)
+        .map(|s| format!("{} {:.2}", s.name, s.entropy))
+        .collect();
+    if !hot.is_empty() {
+        reasons.push(Reason::file(
+            "high-entropy-code",
+            Level::Suspicious,
+            format!(
+                "executable section with compressed or encrypted content (entropy > {HIGH_ENTROPY_CODE}): {}",
+                hot.join(", ")
+            ),
+        ));
+    }
+
+    let windows_program = matches!(pe.subsystem.as_str(), "windows-gui" | "windows-cui");
+    if windows_program && pe.imports.is_empty() && pe.dotnet.is_none() && pe.entry_point != 0 && report.fully_analysed {
+        reasons.push(Reason::file(
+            "no-imports",
+            Level::Suspicious,
+            "a Windows program with an entry point but no imports (resolves its API at run time)",
+        ));
+    }
+
+    if pe.entry_point != 0 && !pe.sections.is_empty() {
+        let inside = pe.sections.iter().any(|s| {
+            let size = s.virtual_size.max(s.raw_size);
+            pe.entry_point >= s.virtual_address
+                && u64::from(pe.entry_point) < u64::from(s.virtual_address) + u64::from(size)
+        });
+        if !inside && pe.entry_point >= pe.size_of_headers {
+            reasons.push(Reason::file(
+                "entry-point-outside-sections",
+                Level::Suspicious,
+                format!("the entry point 0x{:x} lies in no section", pe.entry_point),
+            ));
+        }
+    }
+
+    if pe.checksum.header != 0 && !pe.checksum.matches {
+        reasons.push(Reason::file(
+            "checksum-mismatch",
+            Level::Unknown,
+            format!(
+                "header checksum 0x{:08x} differs from the computed 0x{:08x}",
+                pe.checksum.header, pe.checksum.computed
+            ),
+        ));
+    }
+
+    if pe.signature.present {
+        reasons.push(Reason::file(
+            "embedded-signature",
+            Level::Unknown,
+            "an embedded Authenticode signature is present (not verified yet)",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Anomaly, Packer, Section};
+
+    fn pe_report() -> Report {
+        Report {
+            path: "x.exe".into(),
+            size: Some(4096),
+            format: Format::Pe,
+            fully_analysed: true,
+            pe: Some(PeInfo {
+                subsystem: "windows-cui".into(),
+                entry_point: 0x1000,
+                size_of_headers: 0x400,
+                sections: vec![Section {
+                    name: ".text".into(),
+                    virtual_address: 0x1000,
+                    virtual_size: 0x800,
+                    raw_size: 0x800,
+                    entropy: 6.1,
+                    characteristics: 0x6000_0020,
+                    ..Default::default()
+                }],
+                imports: vec![crate::report::Import { library: "KERNEL32.dll".into(), functions: vec![] }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn ids(v: &Verdict) -> Vec<&str> {
+        v.reasons.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn levels_are_ordered() {
+        assert!(Level::Good < Level::Unknown);
+        assert!(Level::Unknown < Level::Suspicious);
+        assert!(Level::Suspicious < Level::Vulnerable);
+        assert!(Level::Vulnerable < Level::Malicious);
+        assert_eq!("vulnerable".parse::<Level>().unwrap(), Level::Vulnerable);
+        assert!("bad".parse::<Level>().is_err());
+    }
+
+    #[test]
+    fn table() {
+        type Edit = fn(&mut Report);
+        let cases: &[(&str, Edit, Level, &[&str])] = &[
+            ("plain program", |_| {}, Level::Unknown, &[]),
+            (
+                "empty",
+                |r| {
+                    r.format = Format::Empty;
+                    r.pe = None;
+                },
+                Level::Unknown,
+                &["empty-file"],
+            ),
+            (
+                "text",
+                |r| {
+                    r.format = Format::Unknown;
+                    r.pe = None;
+                },
+                Level::Unknown,
+                &["not-an-executable"],
+            ),
+            (
+                "mz, e_lfanew past the end",
+                |r| {
+                    r.format = Format::Unknown;
+                    r.pe = None;
+                    r.anomalies.push(Anomaly::new("e-lfanew-out-of-bounds", "x"));
+                },
+                Level::Suspicious,
+                &["malformed-header"],
+            ),
+            (
+                "a DOS program",
+                |r| {
+                    r.format = Format::Unknown;
+                    r.pe = None;
+                    r.anomalies.push(Anomaly::new("no-pe-signature", "x"));
+                },
+                Level::Unknown,
+                &["not-an-executable"],
+            ),
+            (
+                "read error",
+                |r| {
+                    r.error = Some("permission denied".into());
+                    r.pe = None;
+                    r.format = Format::Unknown;
+                },
+                Level::Unknown,
+                &["analysis-error"],
+            ),
+            (
+                "size cap",
+                |r| {
+                    r.fully_analysed = false;
+                    r.limits = vec!["over the size cap".into()];
+                    r.pe = None;
+                },
+                Level::Unknown,
+                &["not-fully-analysed"],
+            ),
+            (
+                "upx",
+                |r| {
+                    let pe = r.pe.as_mut().unwrap();
+                    pe.packer = Some(Packer {
+                        name: "UPX".into(),
+                        method: "section-names".into(),
+                        evidence: "UPX0, UPX1".into(),
+                    });
+                },
+                Level::Suspicious,
+                &["packed"],
+            ),
+            (
+                "w+x",
+                |r| r.pe.as_mut().unwrap().sections[0].characteristics |= 0x8000_0000,
+                Level::Suspicious,
+                &["writable-executable-section"],
+            ),
+            (
+                "PAGE in a driver is fine",
+                |r| {
+                    let pe = r.pe.as_mut().unwrap();
+                    pe.subsystem = "native".into();
+                    pe.sections[0].name = "PAGE".into();
+                    pe.sections[0].characteristics |= 0x8000_0000;
+                },
+                Level::Unknown,
+                &[],
+            ),
+            (
+                "entropy",
+                |r| r.pe.as_mut().unwrap().sections[0].entropy = 7.9,
+                Level::Suspicious,
+                &["high-entropy-code"],
+            ),
+            ("no imports", |r| r.pe.as_mut().unwrap().imports.clear(), Level::Suspicious, &["no-imports"]),
+            (
+                "no imports in an EFI app is normal",
+                |r| {
+                    let pe = r.pe.as_mut().unwrap();
+                    pe.imports.clear();
+                    pe.subsystem = "efi-application".into();
+                },
+                Level::Unknown,
+                &[],
+            ),
+            (
+                "entry point nowhere",
+                |r| r.pe.as_mut().unwrap().entry_point = 0x9000,
+                Level::Suspicious,
+                &["entry-point-outside-sections"],
+            ),
+            (
+                "damaged section table",
+                |r| r.anomalies.push(Anomaly::new("section-table-null-entry", "x")),
+                Level::Suspicious,
+                &["malformed-header"],
+            ),
+            (
+                "checksum is only informative",
+                |r| {
+                    let pe = r.pe.as_mut().unwrap();
+                    pe.checksum.header = 5;
+                    pe.checksum.computed = 6;
+                },
+                Level::Unknown,
+                &["checksum-mismatch"],
+            ),
+        ];
+        for (name, edit, level, want) in cases {
+            let mut r = pe_report();
+            edit(&mut r);
+            let v = decide(&r);
+            assert_eq!(v.level, *level, "{name}: {v:?}");
+            assert_eq!(ids(&v), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn strongest_reason_first_and_never_good_from_the_file_alone() {
+        let mut r = pe_report();
+        r.pe.as_mut().unwrap().checksum = crate::report::Checksum { header: 1, computed: 2, matches: false };
+        r.pe.as_mut().unwrap().sections[0].characteristics |= 0x8000_0000;
+        let v = decide(&r);
+        assert_eq!(ids(&v), ["writable-executable-section", "checksum-mismatch"]);
+        assert_ne!(decide(&pe_report()).level, Level::Good);
+    }
+}
