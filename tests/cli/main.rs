@@ -1,0 +1,10 @@
+//! The one integration-test binary: runs the real `filerep` binary (and, for the mutation test, the library
+//! entry point) on generated fixtures and on the fetched corpus.
+
+#[path = "../fixtures/mod.rs"]
+mod fixtures;
+
+mod bad_input;
+mod conformance;
+mod mutation;
+mod support;
