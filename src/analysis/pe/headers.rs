@@ -403,7 +403,7 @@ impl<'a> Pe<'a> {
         match self.section_by_rva(rva) {
             Some(i) => {
                 let s = &self.sections[i];
-                Some((u64::from(rva) + self.ptr_adj(s)).checked_sub(self.va_adj(s)).unwrap_or(0))
+                Some((u64::from(rva) + self.ptr_adj(s)).saturating_sub(self.va_adj(s)))
             }
             None if (rva as usize) < self.data.len() => Some(u64::from(rva)),
             None => None,

@@ -97,7 +97,7 @@ fn imphash(descs: &[Desc]) -> String {
     for d in descs {
         let dll = String::from_utf8_lossy(&d.dll).to_lowercase();
         let lib = match dll.rsplit_once('.') {
-            Some((stem, ext)) if matches!(ext, "ocx" | "sys" | "dll") => stem.to_string(),
+            Some((stem, "ocx" | "sys" | "dll")) => stem.to_string(),
             _ => dll.clone(),
         };
         for f in &d.functions {

@@ -111,8 +111,7 @@ pub fn guess(pe: &PeInfo, data: &[u8]) -> Option<Packer> {
     let functions: Vec<&str> =
         pe.imports.iter().flat_map(|i| i.functions.iter().filter_map(|f| f.name.as_deref())).collect();
     let count: usize = pe.imports.iter().map(|i| i.functions.len()).sum();
-    let bootstrap =
-        functions.iter().any(|f| f.starts_with("LoadLibrary")) && functions.iter().any(|f| *f == "GetProcAddress");
+    let bootstrap = functions.iter().any(|f| f.starts_with("LoadLibrary")) && functions.contains(&"GetProcAddress");
     let empty_executable =
         pe.sections.iter().any(|s| s.characteristics & 0x2000_0000 != 0 && s.raw_size == 0 && s.virtual_size > 0);
     match hot {
