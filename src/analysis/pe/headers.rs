@@ -572,9 +572,16 @@ mod tests {
         d[..2].copy_from_slice(b"MZ");
         d[0x3c] = 0xff;
         assert_eq!(Pe::parse(&d, &mut a).unwrap_err(), HeaderError::ELfanewOutOfBounds);
-        d[0x3c] = 0x20;
+        d[0x3c] = 0x30;
         assert_eq!(Pe::parse(&d, &mut a).unwrap_err(), HeaderError::NoPeSignature);
-        d[0x20..0x24].copy_from_slice(b"PE\0\0");
+        d[0x30..0x34].copy_from_slice(b"PE\0\0");
         assert_eq!(Pe::parse(&d, &mut a).unwrap_err(), HeaderError::FileHeaderTruncated);
+        d.resize(0x48 + 68, 0);
+        assert_eq!(Pe::parse(&d, &mut a).unwrap_err(), HeaderError::OptionalHeaderTruncated);
+        // 69 bytes of a PE32 optional header are enough for pefile: the rest reads as zeros.
+        d.push(0);
+        let pe = Pe::parse(&d, &mut a).unwrap();
+        assert_eq!(pe.opt.number_of_rva_and_sizes, 0);
+        assert!(a.iter().any(|x| x.id == "optional-header-truncated"));
     }
 }
