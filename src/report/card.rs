@@ -1,17 +1,621 @@
-//! The verdict card (placeholder: being written).
+//! The verdict card: the report for people, modelled on the classic file-reputation page.
+//!
+//! Verdict first ("Should I block it?" and the reasons), then who made the file (Details), then what it is
+//! made of (Hashes, Digital DNA, structure, imports, exports, signature), then what the store knows.
+//! Sections with nothing to say collapse to one line. A pure function of the report: colours only when
+//! `Options::color` says so, and every string that comes from the file passes through
+//! [`crate::term::sanitize`] before it is placed on the card.
 
-use super::Report;
+use std::borrow::Cow;
+use unicode_width::UnicodeWidthStr;
+
+use super::{ElfInfo, Format, MachoInfo, PeInfo, Report};
+use crate::term::sanitize;
+use crate::verdict::Level;
 
 /// Card rendering options.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Emit ANSI colours.
     pub color: bool,
-    /// List every imported function.
+    /// List every imported function instead of the libraries with counts.
     pub all_imports: bool,
 }
 
+/// The card's width in columns.
+const WIDTH: usize = 100;
+/// Column where values start.
+const VALUE_COL: usize = 21;
+/// Column where the second label of a two-column row starts.
+const RIGHT_COL: usize = 58;
+
+#[derive(Clone, Copy)]
+enum Style {
+    Bold,
+    Dim,
+    Good,
+    Warn,
+    Bad,
+}
+
+impl Style {
+    fn code(self) -> &'static str {
+        match self {
+            Style::Bold => "\x1b[1m",
+            Style::Dim => "\x1b[2m",
+            Style::Good => "\x1b[32m",
+            Style::Warn => "\x1b[33m",
+            Style::Bad => "\x1b[1;31m",
+        }
+    }
+}
+
+struct Card<'o> {
+    out: String,
+    opts: &'o Options,
+}
+
+/// A file-controlled string made safe for the terminal.
+fn v(s: &str) -> Cow<'_, str> {
+    sanitize(s)
+}
+
+/// Pad `s` with spaces to `width` terminal columns.
+fn pad(s: &str, width: usize) -> String {
+    let w = UnicodeWidthStr::width(s);
+    if w >= width { format!("{s} ") } else { format!("{s}{}", " ".repeat(width - w)) }
+}
+
+/// Shorten `s` to at most `width` columns, ending with `…` when cut.
+fn clip(s: &str, width: usize) -> String {
+    if UnicodeWidthStr::width(s) <= width {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    for c in s.chars() {
+        if UnicodeWidthStr::width(out.as_str()) + unicode_width::UnicodeWidthChar::width(c).unwrap_or(0) + 1 > width {
+            break;
+        }
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Card<'_> {
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.opts.color { format!("{}{text}\x1b[0m", style.code()) } else { text.to_string() }
+    }
+
+    fn line(&mut self, s: &str) {
+        self.out.push_str(s.trim_end());
+        self.out.push('\n');
+    }
+
+    fn heading(&mut self, title: &str) {
+        self.out.push('\n');
+        let h = self.paint(Style::Bold, title);
+        self.line(&format!(" {h}"));
+    }
+
+    /// A labelled row: `   Label            value`.
+    fn row(&mut self, label: &str, value: &str) {
+        let l = pad(&format!("   {label}"), VALUE_COL);
+        self.line(&format!("{l}{value}"));
+    }
+
+    /// Two label/value pairs on one line; the left value is clipped to fit.
+    fn row2(&mut self, l1: &str, v1: &str, l2: &str, v2: &str) {
+        let left = pad(&format!("   {l1}"), VALUE_COL);
+        let v1 = clip(v1, RIGHT_COL - VALUE_COL - 2);
+        let left = pad(&format!("{left}{v1}"), RIGHT_COL);
+        let right = pad(l2, 17);
+        self.line(&format!("{left}{right}{v2}"));
+    }
+
+    /// A section with one line to say: ` Title            text`.
+    fn one_line_section(&mut self, title: &str, text: &str) {
+        self.out.push('\n');
+        let gap = " ".repeat(VALUE_COL.saturating_sub(1 + title.len()).max(1));
+        let t = self.paint(Style::Bold, title);
+        self.line(&format!(" {t}{gap}{text}"));
+    }
+
+    fn tick(&self, on: bool) -> String {
+        if on { self.paint(Style::Good, "✓") } else { self.paint(Style::Bad, "✗") }
+    }
+}
+
 /// Render the card of one report.
-pub fn render(report: &Report, _opts: &Options) -> String {
-    format!("{}  {}\n", crate::term::sanitize(&report.path), report.verdict.level)
+pub fn render(report: &Report, opts: &Options) -> String {
+    let mut c = Card { out: String::new(), opts };
+    title(&mut c, report);
+    verdict(&mut c, report);
+    if let Some(err) = &report.error {
+        c.heading("Error");
+        c.row("Cause", &v(err));
+        c.out.push('\n');
+        return c.out;
+    }
+    if let Some(pe) = &report.pe {
+        pe_details(&mut c, report, pe);
+    } else {
+        generic_details(&mut c, report);
+    }
+    hashes(&mut c, report);
+    if let Some(pe) = &report.pe {
+        pe_dna(&mut c, report, pe);
+        pe_signature(&mut c, pe);
+        pe_sections(&mut c, pe);
+        pe_imports(&mut c, pe);
+        pe_exports(&mut c, pe);
+    }
+    if let Some(elf) = &report.elf {
+        elf_card(&mut c, report, elf);
+    }
+    if let Some(m) = &report.macho {
+        macho_card(&mut c, report, m);
+    }
+    if report.pe.is_none() && report.elf.is_none() && report.macho.is_none() {
+        c.heading("Digital DNA");
+        c.row("Entropy", &report.entropy.map(|e| format!("{e:.2} bits/byte")).unwrap_or_else(|| "-".into()));
+    }
+    anomalies(&mut c, report);
+    c.one_line_section("Reputation", "no store yet: this version judges from the file alone, offline");
+    c.out.push('\n');
+    c.out
+}
+
+fn title(c: &mut Card<'_>, r: &Report) {
+    let name = r.path.rsplit(['/', '\\']).next().unwrap_or(&r.path);
+    let name = if name.is_empty() { r.path.as_str() } else { name };
+    let mut facts = Vec::new();
+    if let Some(size) = r.size {
+        facts.push(format!("{} bytes", thousands(size)));
+    }
+    match (&r.pe, &r.elf, &r.macho, r.format) {
+        (Some(pe), _, _, _) => {
+            facts.push(format!("{} {}", pe.magic, if pe.is_dll { "DLL" } else { pe_kind(pe) }));
+            facts.push(pe.machine.clone());
+        }
+        (_, Some(e), _, _) => {
+            facts.push(format!("{} {}", e.class.to_uppercase(), e.kind));
+            facts.push(e.machine.clone());
+        }
+        (_, _, Some(m), _) => {
+            facts.push(if m.fat { format!("Mach-O fat, {} slices", m.slices.len()) } else { "Mach-O".into() });
+            facts.push(m.slices.iter().map(|s| s.cpu.as_str()).collect::<Vec<_>>().join("+"));
+        }
+        (_, _, _, f) => facts.push(f.as_str().to_string()),
+    }
+    let right = facts.join(" · ");
+    let name = v(name);
+    let avail = WIDTH.saturating_sub(UnicodeWidthStr::width(right.as_str()) + 2);
+    let name = clip(&name, avail.max(20));
+    let left = pad(&name, WIDTH - UnicodeWidthStr::width(right.as_str()));
+    let bold = c.paint(Style::Bold, left.trim_end());
+    let gap = " ".repeat(UnicodeWidthStr::width(left.as_str()) - UnicodeWidthStr::width(left.trim_end()));
+    c.line(&format!("{bold}{gap}{right}"));
+    if r.path != name.as_ref() && r.path.contains(['/', '\\']) {
+        let dim = c.paint(Style::Dim, &v(&r.path));
+        c.line(&dim);
+    }
+    c.line(&"─".repeat(WIDTH));
+}
+
+/// How people say the subsystem.
+fn subsystem_text(s: &str) -> String {
+    match s {
+        "windows-gui" => "Windows GUI".into(),
+        "windows-cui" => "Windows console".into(),
+        "native" => "native (driver or boot-time program)".into(),
+        "efi-application" => "EFI application".into(),
+        "efi-boot-service-driver" => "EFI boot-service driver".into(),
+        "efi-runtime-driver" => "EFI runtime driver".into(),
+        "efi-rom" => "EFI ROM".into(),
+        "windows-boot-application" => "Windows boot application".into(),
+        other => other.replace('-', " "),
+    }
+}
+
+fn pe_kind(pe: &PeInfo) -> &'static str {
+    match pe.subsystem.as_str() {
+        "native" => "driver",
+        s if s.starts_with("efi") => "EFI image",
+        _ => "executable",
+    }
+}
+
+fn verdict(c: &mut Card<'_>, r: &Report) {
+    let level = r.verdict.level;
+    let top = r.verdict.reasons.iter().find(|x| x.level == level);
+    let answer = match level {
+        Level::Malicious => format!("Yes. Malicious: {}", top.map(|t| t.message.as_str()).unwrap_or("known bad")),
+        Level::Vulnerable => {
+            format!(
+                "Yes, unless you need it. Vulnerable: {}",
+                top.map(|t| t.message.as_str()).unwrap_or("known vulnerable")
+            )
+        }
+        Level::Suspicious => {
+            let n = r.verdict.reasons.iter().filter(|x| x.level >= Level::Suspicious).count();
+            format!("Look closer. Suspicious: {n} warning sign{}, below.", if n == 1 { "" } else { "s" })
+        }
+        Level::Unknown if r.error.is_some() => "Cannot tell: the file could not be read.".to_string(),
+        Level::Unknown => "Cannot tell yet. Unknown: nothing here marks it as good or bad.".to_string(),
+        Level::Good => format!("No. Known good{}", top.map(|t| format!(": {}", t.message)).unwrap_or_default()),
+    };
+    let style = match level {
+        Level::Good => Style::Good,
+        Level::Unknown => Style::Bold,
+        Level::Suspicious => Style::Warn,
+        Level::Vulnerable | Level::Malicious => Style::Bad,
+    };
+    let q = c.paint(Style::Bold, "Should I block it?");
+    let a = c.paint(style, &v(&answer));
+    c.line(&format!(" {q}  {a}"));
+    for reason in &r.verdict.reasons {
+        let (mark, style) = match reason.level {
+            Level::Good => ("+", Style::Good),
+            Level::Unknown => ("·", Style::Dim),
+            Level::Suspicious => ("!", Style::Warn),
+            Level::Vulnerable | Level::Malicious => ("✗", Style::Bad),
+        };
+        let mark = c.paint(style, mark);
+        let id = pad(&reason.id, 30);
+        let msg = v(&reason.message);
+        c.line(&format!("   {mark} {id}{msg}"));
+    }
+}
+
+fn pe_details(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
+    c.heading("Details");
+    let vi = pe.version_info.clone().unwrap_or_default();
+    let val = |o: &Option<String>| o.as_deref().map(|s| v(s).into_owned()).unwrap_or_else(|| "-".into());
+    if pe.version_info.is_none() {
+        c.row("Version info", "none (no version resource)");
+    } else {
+        c.row("Publisher", &val(&vi.company_name));
+        let mut orig = val(&vi.original_filename);
+        if vi.original_filename_mui {
+            orig.push_str(" (.mui: a language resource name)");
+        }
+        c.row2("Product", &val(&vi.product_name), "Original name", &orig);
+        c.row2("Description", &val(&vi.file_description), "Internal name", &val(&vi.internal_name));
+        c.row2("File version", &val(&vi.file_version), "Product version", &val(&vi.product_version));
+        if let Some(cp) = &vi.legal_copyright {
+            c.row("Copyright", &clip(&v(cp), WIDTH - VALUE_COL));
+        }
+    }
+    let bits = if pe.magic == "PE32+" { "64-bit" } else { "32-bit" };
+    let platform = format!("{bits} ({}), {}", pe.machine, subsystem_text(&pe.subsystem));
+    let linked = match pe.timestamp_kind.as_str() {
+        "reproducible-build-hash" => "a hash (reproducible build)".to_string(),
+        "zero" => "not set (0)".to_string(),
+        _ => pe.timestamp_utc.clone().unwrap_or_default().replace('T', " ").replace('Z', " UTC"),
+    };
+    c.row2("Platform", &platform, "Linked", &linked);
+    c.row("Size", &r.size.map(|s| format!("{} bytes", thousands(s))).unwrap_or_default());
+    if let Some(pdb) = &pe.pdb {
+        c.row("PDB", &clip(&v(pdb), WIDTH - VALUE_COL));
+    }
+}
+
+fn generic_details(c: &mut Card<'_>, r: &Report) {
+    c.heading("Details");
+    let size = r.size.map(|s| format!("{} bytes", thousands(s))).unwrap_or_else(|| "-".into());
+    c.row("Format", r.format.as_str());
+    c.row("Size", &size);
+    if !r.fully_analysed {
+        c.row("Analysis", &v(&format!("not fully analysed: {}", r.limits.join("; "))));
+    }
+}
+
+fn hashes(c: &mut Card<'_>, r: &Report) {
+    c.heading("Hashes");
+    let h = &r.hashes;
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    c.row("MD5", &opt(&h.md5));
+    c.row("SHA-1", &opt(&h.sha1));
+    c.row("SHA-256", &opt(&h.sha256));
+    if let Some(a) = &h.authentihash_sha256 {
+        c.row("Authentihash", &format!("{a} (SHA-256)"));
+        if let Some(a1) = &h.authentihash_sha1 {
+            c.row("", &format!("{a1} (SHA-1)"));
+        }
+    }
+    if r.format == Format::Pe {
+        let imp = match h.imphash.as_deref() {
+            Some("") => "- (no imports)".to_string(),
+            Some(x) => x.to_string(),
+            None => "-".to_string(),
+        };
+        let rich = h.rich_header_md5.clone().unwrap_or_else(|| "- (none)".into());
+        c.row2("Imphash", &imp, "Rich header", &rich);
+    }
+    if let Some(t) = &h.tlsh {
+        c.row("TLSH", if t == "TNULL" { "TNULL (too short or too uniform)" } else { t });
+    }
+    if let Some(s) = &h.ssdeep {
+        c.row("ssdeep", &clip(s, WIDTH - VALUE_COL));
+    }
+}
+
+/// A sparkline of section entropies (0..8 bits mapped onto eight block heights).
+fn sparkline(values: impl Iterator<Item = f64>) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values.map(|e| BARS[((e / 8.0 * 8.0) as usize).min(7)]).collect()
+}
+
+fn pe_dna(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
+    c.heading("Digital DNA");
+    let entropy = r.entropy.unwrap_or(0.0);
+    let code = pe
+        .sections
+        .iter()
+        .filter(|s| s.characteristics & 0x2000_0000 != 0)
+        .max_by_key(|s| s.raw_size)
+        .map(|s| format!("; {} {:.2}", v(&s.name), s.entropy))
+        .unwrap_or_default();
+    let spark = sparkline(pe.sections.iter().map(|s| s.entropy));
+    c.row("Entropy", &format!("{entropy:.2} bits/byte   {spark}  (whole file{code}; bars: sections)"));
+    let packed = match &pe.packer {
+        Some(p) if p.name == "unknown" => format!("probably ({})", v(&p.evidence)),
+        Some(p) => format!("yes, {} ({})", v(&p.name), v(&p.evidence)),
+        None => "no".to_string(),
+    };
+    let dotnet = match &pe.dotnet {
+        Some(d) => {
+            let rt = d.runtime_version.as_deref().map(|x| v(x).into_owned()).unwrap_or_default();
+            let name = d.assembly_name.as_deref().map(|x| format!(", assembly {}", v(x))).unwrap_or_default();
+            format!("yes{}{}{}", if rt.is_empty() { "" } else { ", " }, rt, name)
+        }
+        None => "no (native code)".to_string(),
+    };
+    c.row2("Packed", &packed, ".NET CLR", &dotnet);
+    let m = &pe.mitigations;
+    let mit = format!(
+        "ASLR {}  high-entropy VA {}  NX {}  CFG {}  no-SEH {}  force-integrity {}",
+        c.tick(m.aslr),
+        c.tick(m.high_entropy_va),
+        c.tick(m.nx),
+        c.tick(m.cfg),
+        c.tick(m.no_seh),
+        c.tick(m.force_integrity),
+    );
+    c.row("Mitigations", &mit);
+    let checksum = if pe.checksum.header == 0 {
+        format!("not set (computed 0x{:08x})", pe.checksum.computed)
+    } else if pe.checksum.matches {
+        format!("0x{:08x} {}", pe.checksum.header, c.tick(true))
+    } else {
+        format!("0x{:08x} ≠ computed 0x{:08x}", pe.checksum.header, pe.checksum.computed)
+    };
+    c.row("Checksum", &checksum);
+    match &pe.overlay {
+        Some(o) if o.is_certificate_table => c.row(
+            "Overlay",
+            &format!("{} bytes at {}: the certificate table only", thousands(o.size), thousands(o.offset)),
+        ),
+        Some(o) => c.row(
+            "Overlay",
+            &format!("{} bytes at offset {}, entropy {:.2}", thousands(o.size), thousands(o.offset), o.entropy),
+        ),
+        None => c.row("Overlay", "none"),
+    }
+}
+
+fn pe_signature(c: &mut Card<'_>, pe: &PeInfo) {
+    let s = &pe.signature;
+    let text = if s.present {
+        let n = s.entries.len();
+        let kinds: Vec<String> = s
+            .entries
+            .iter()
+            .map(|e| match e.certificate_type {
+                2 => "PKCS#7".to_string(),
+                1 => "X.509".to_string(),
+                t => format!("type {t}"),
+            })
+            .collect();
+        format!(
+            "embedded signature present: {n} certificate entr{} ({}), {} bytes; not verified yet",
+            if n == 1 { "y" } else { "ies" },
+            kinds.join(", "),
+            thousands(u64::from(s.size.unwrap_or(0)))
+        )
+    } else if s.offset.is_some() {
+        "the security directory points outside the file: no usable embedded signature".to_string()
+    } else {
+        "no embedded signature (the file may still be catalog-signed)".to_string()
+    };
+    c.one_line_section("Signature", &text);
+}
+
+fn pe_sections(c: &mut Card<'_>, pe: &PeInfo) {
+    let n = pe.sections.len();
+    c.heading(&format!("PE structure ({n} section{})", if n == 1 { "" } else { "s" }));
+    if n == 0 {
+        c.row("", "no sections");
+        return;
+    }
+    c.line(&format!("   {}{:>14}{:>12}{:>10}   {}", pad("name", 10), "virtual size", "raw size", "entropy", "flags"));
+    for s in &pe.sections {
+        let flags: Vec<&str> =
+            s.flags.iter().map(String::as_str).filter(|f| *f != "initialized-data" || s.flags.len() <= 3).collect();
+        let wx = s.characteristics & 0xa000_0000 == 0xa000_0000;
+        let flags = if wx { c.paint(Style::Warn, &flags.join(", ")) } else { flags.join(", ") };
+        c.line(&format!(
+            "   {}{:>14}{:>12}{:>10.2}   {}",
+            pad(&clip(&v(&s.name), 9), 10),
+            thousands(u64::from(s.virtual_size)),
+            thousands(u64::from(s.raw_size)),
+            s.entropy,
+            flags
+        ));
+    }
+}
+
+fn pe_imports(c: &mut Card<'_>, pe: &PeInfo) {
+    let libs = pe.imports.len();
+    let funcs: usize = pe.imports.iter().map(|i| i.functions.len()).sum();
+    let delay: usize = pe.delay_imports.len();
+    if libs == 0 && delay == 0 {
+        c.one_line_section("Import table", "none");
+        return;
+    }
+    let hint = if c.opts.all_imports { "" } else { "; --all lists them" };
+    c.heading(&format!(
+        "Import table ({libs} librar{}, {funcs} function{}{}{hint})",
+        if libs == 1 { "y" } else { "ies" },
+        if funcs == 1 { "" } else { "s" },
+        if delay > 0 { format!(", {delay} delay-loaded") } else { String::new() },
+    ));
+    let all: Vec<(&super::Import, bool)> =
+        pe.imports.iter().map(|i| (i, false)).chain(pe.delay_imports.iter().map(|i| (i, true))).collect();
+    if c.opts.all_imports {
+        for (imp, delayed) in all {
+            let name = format!("{}{}", v(&imp.library), if delayed { " (delay-loaded)" } else { "" });
+            c.line(&format!("   {name}"));
+            for f in &imp.functions {
+                let fname = match (&f.name, f.ordinal) {
+                    (Some(n), Some(o)) => format!("{} (ordinal {o})", v(n)),
+                    (Some(n), None) => v(n).into_owned(),
+                    (None, Some(o)) => format!("ordinal {o}"),
+                    (None, None) => "?".to_string(),
+                };
+                c.line(&format!("       {fname}"));
+            }
+        }
+        return;
+    }
+    let cells: Vec<String> = all
+        .iter()
+        .map(|(imp, delayed)| {
+            let name = clip(&format!("{}{}", v(&imp.library), if *delayed { " (delay)" } else { "" }), 38);
+            format!("{}{:>5}", pad(&name, 40), imp.functions.len())
+        })
+        .collect();
+    for pair in cells.chunks(2) {
+        let left = pad(&pair[0], 47);
+        let right = pair.get(1).cloned().unwrap_or_default();
+        c.line(&format!("   {left}{right}"));
+    }
+}
+
+fn pe_exports(c: &mut Card<'_>, pe: &PeInfo) {
+    let n = pe.exports.len();
+    if n == 0 {
+        c.one_line_section("Exports", "none");
+        return;
+    }
+    let names: Vec<String> =
+        pe.exports.iter().filter_map(|e| e.name.as_deref()).take(4).map(|s| v(s).into_owned()).collect();
+    let fwd = pe.exports.iter().filter(|e| e.forwarder.is_some()).count();
+    let more = if n > names.len() { ", …" } else { "" };
+    let module = pe.export_name.as_deref().map(|m| format!(" from {}", v(m))).unwrap_or_default();
+    let fwd = if fwd > 0 { format!(", {fwd} forwarded") } else { String::new() };
+    let text = clip(&format!("{n}{module}{fwd} ({}{more})", names.join(", ")), WIDTH - VALUE_COL);
+    c.one_line_section("Exports", &text);
+}
+
+fn elf_card(c: &mut Card<'_>, r: &Report, e: &ElfInfo) {
+    c.heading("Details");
+    c.row(
+        "Platform",
+        &format!("{} {} {}, {}-endian, OS ABI {}", e.class.to_uppercase(), e.machine, e.kind, e.endianness, e.os_abi),
+    );
+    c.row("Size", &r.size.map(|s| format!("{} bytes", thousands(s))).unwrap_or_default());
+    c.row("Interpreter", &e.interpreter.as_deref().map(|s| v(s).into_owned()).unwrap_or_else(|| "- (none)".into()));
+    if let Some(so) = &e.soname {
+        c.row("SONAME", &v(so));
+    }
+    c.row("Build ID", e.build_id.as_deref().unwrap_or("-"));
+    c.heading("Digital DNA");
+    c.row(
+        "Entropy",
+        &format!("{:.2} bits/byte   {}", r.entropy.unwrap_or(0.0), sparkline(e.sections.iter().map(|s| s.entropy))),
+    );
+    let relro = match e.relro.as_str() {
+        "full" => c.paint(Style::Good, "full"),
+        "partial" => c.paint(Style::Warn, "partial"),
+        other => c.paint(Style::Bad, other),
+    };
+    c.row(
+        "Hardening",
+        &format!(
+            "PIE {}  NX {}  RELRO {relro}  canary {}  FORTIFY {}{}",
+            c.tick(e.pie),
+            c.tick(e.nx),
+            c.tick(e.canary),
+            c.tick(e.fortify),
+            if e.stripped { "  (stripped)" } else { "" }
+        ),
+    );
+    let needed: Vec<String> = e.needed.iter().map(|n| v(n).into_owned()).collect();
+    c.row("Needed", &if needed.is_empty() { "none".to_string() } else { needed.join(", ") });
+    if let Some(rp) = e.runpath.as_ref().or(e.rpath.as_ref()) {
+        c.row("Run path", &v(rp));
+    }
+}
+
+fn macho_card(c: &mut Card<'_>, r: &Report, m: &MachoInfo) {
+    c.heading("Details");
+    c.row("Size", &r.size.map(|s| format!("{} bytes", thousands(s))).unwrap_or_default());
+    for s in &m.slices {
+        c.heading(&format!(
+            "Slice {} ({}, {})",
+            s.cpu,
+            s.file_type,
+            if m.fat { format!("offset {}", s.offset) } else { "thin".into() }
+        ));
+        c.row("Minimum OS", &s.min_os.as_deref().map(|x| v(x).into_owned()).unwrap_or_else(|| "-".into()));
+        c.row("Code signature", if s.code_signature { "LC_CODE_SIGNATURE present (not verified)" } else { "none" });
+        c.row("PIE", &c.tick(s.pie));
+        c.row("UUID", s.uuid.as_deref().unwrap_or("-"));
+        let dylibs: Vec<String> = s.dylibs.iter().map(|d| v(d).into_owned()).collect();
+        c.row("Dylibs", &if dylibs.is_empty() { "none".to_string() } else { dylibs.join(", ") });
+    }
+}
+
+fn anomalies(c: &mut Card<'_>, r: &Report) {
+    if r.anomalies.is_empty() {
+        return;
+    }
+    c.heading(&format!("Anomalies ({})", r.anomalies.len()));
+    for a in r.anomalies.iter().take(20) {
+        let id = pad(&a.id, 32);
+        c.line(&format!("   {id}{}", v(&a.message)));
+    }
+    if r.anomalies.len() > 20 {
+        c.line(&format!("   … {} more (see --json)", r.anomalies.len() - 20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(124_544), "124,544");
+        assert_eq!(thousands(1_048_504), "1,048,504");
+        assert_eq!(pad("ab", 4), "ab  ");
+        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(sparkline([0.0, 4.0, 8.0].into_iter()), "▁▅█");
+    }
 }
