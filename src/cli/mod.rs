@@ -9,7 +9,7 @@
 pub mod check;
 
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -63,9 +63,9 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    // Ctrl-C: stop at once with the conventional status; partial output is not worth finishing.
+    // Ctrl-C: stop at once with the conventional status; partial output is not worth finishing. (No flush
+    // here: the main thread holds the stdout lock while it prints, and waiting for it would deadlock.)
     let _ = ctrlc::set_handler(|| {
-        let _ = io::stdout().flush();
         #[allow(clippy::exit)]
         std::process::exit(i32::from(EXIT_INTERRUPTED));
     });

@@ -5,6 +5,7 @@
 mod fixtures;
 
 mod bad_input;
+mod check;
 mod conformance;
 mod mutation;
 mod support;
