@@ -65,8 +65,17 @@ fn fill_from_bytes(report: &mut Report, data: &[u8]) {
     let format = analysis::detect_format(data);
     let layout = if format == Format::Pe { authenticode::image_hash_layout(data, data.len() as u64) } else { None };
     let plan = Plan { fuzzy: true, authentihash: layout.map(|l| l.hashed) };
-    let digests = hashing::digest_in_memory(data, &plan);
-    let facts = analysis::analyse(data);
+    // For a large file the analysis runs while the digests are computed; a small one is not worth a thread.
+    let (digests, facts) = if data.len() >= hashing::PARALLEL_THRESHOLD {
+        std::thread::scope(|s| {
+            let hashing = s.spawn(|| hashing::digest_in_memory(data, &plan));
+            let facts = analysis::analyse(data);
+            let digests = hashing.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (digests, facts)
+        })
+    } else {
+        (hashing::digest_in_memory(data, &plan), analysis::analyse(data))
+    };
 
     set_file_digests(report, &digests);
     report.hashes.tlsh = digests.tlsh;

@@ -123,6 +123,20 @@ pub fn decide(report: &Report) -> Verdict {
         _ => {}
     }
 
+    let mut malformed: Vec<&str> = Vec::new();
+    for a in &report.anomalies {
+        if MALFORMED_HEADER_ANOMALIES.contains(&a.id.as_str()) && !malformed.contains(&a.id.as_str()) {
+            malformed.push(a.id.as_str());
+        }
+    }
+    if !malformed.is_empty() {
+        let ids = malformed;
+        reasons.push(Reason::file(
+            "malformed-header",
+            Level::Suspicious,
+            format!("the executable's structure is damaged or crafted: {}", ids.join(", ")),
+        ));
+    }
     if let Some(pe) = &report.pe {
         pe_reasons(pe, report, &mut reasons);
     }
@@ -154,12 +168,16 @@ const MZ_DAMAGE: &[&str] = &["dos-header-truncated", "e-lfanew-out-of-bounds"];
 
 /// Anomaly ids that mean the headers contradict each other or the file (not just an odd value).
 const MALFORMED_HEADER_ANOMALIES: &[&str] = &[
+    "pe-header-invalid",
     "section-table-truncated",
+    "section-table-corrupt",
+    "import-table-bogus",
+    "resource-directory-cycle",
+    "resource-directory-too-deep",
     "section-table-null-entry",
     "too-many-sections",
     "optional-header-truncated",
     "section-beyond-eof",
-    "data-directory-out-of-bounds",
     "import-directory-invalid",
     "export-directory-invalid",
     "resource-directory-invalid",
@@ -167,22 +185,6 @@ const MALFORMED_HEADER_ANOMALIES: &[&str] = &[
 ];
 
 fn pe_reasons(pe: &PeInfo, report: &Report, reasons: &mut Vec<Reason>) {
-    let malformed: Vec<&str> = report
-        .anomalies
-        .iter()
-        .filter(|a| MALFORMED_HEADER_ANOMALIES.contains(&a.id.as_str()))
-        .map(|a| a.id.as_str())
-        .collect();
-    if !malformed.is_empty() {
-        let mut ids = malformed.clone();
-        ids.dedup();
-        reasons.push(Reason::file(
-            "malformed-header",
-            Level::Suspicious,
-            format!("the PE structure is damaged or crafted: {}", ids.join(", ")),
-        ));
-    }
-
     if let Some(p) = &pe.packer {
         reasons.push(Reason::file(
             "packed",

@@ -38,6 +38,8 @@ pub struct Walker<'p, 'a> {
     pe: &'p Pe<'a>,
     total_symbols: u32,
     hit_cap: bool,
+    /// Thunk tables dropped as bogus (pefile's repeated-address, address-spread and ordinal checks).
+    bogus_tables: u32,
 }
 
 /// Import tables: the regular ones and the delay-load ones.
@@ -52,7 +54,7 @@ pub struct Imports {
 
 /// Walk both import directories.
 pub fn parse(pe: &Pe<'_>, anomalies: &mut Vec<Anomaly>) -> Imports {
-    let mut w = Walker { pe, total_symbols: 0, hit_cap: false };
+    let mut w = Walker { pe, total_symbols: 0, hit_cap: false, bogus_tables: 0 };
     let (rva, _) = pe.directory(1);
     let regular = if rva != 0 { w.import_directory(rva, anomalies) } else { Vec::new() };
     // pefile parses the directories in a fixed order and stops at the first index beyond
@@ -64,6 +66,16 @@ pub fn parse(pe: &Pe<'_>, anomalies: &mut Vec<Anomaly>) -> Imports {
         anomalies.push(Anomaly::limiting(
             "import-table-too-large",
             format!("more than {MAX_IMPORT_SYMBOLS} import thunks: the rest of the import tables was not read (pefile's cap, so the imphash stays comparable)"),
+        ));
+    }
+    if w.bogus_tables > 0 {
+        anomalies.push(Anomaly::limiting(
+            "import-table-bogus",
+            format!(
+                "{} import thunk table{} dropped as crafted (repeated or scattered name addresses, or impossible ordinals), as pefile does",
+                w.bogus_tables,
+                if w.bogus_tables == 1 { "" } else { "s" }
+            ),
         ));
     }
     let imphash = imphash(&regular);
@@ -163,6 +175,7 @@ impl<'p, 'a> Walker<'p, 'a> {
                 || set32.spread() > MAX_ADDRESS_SPREAD
                 || set64.spread() > MAX_ADDRESS_SPREAD
             {
+                self.bogus_tables += 1;
                 return TableResult::Entries(Vec::new());
             }
             let Ok(r32) = u32::try_from(rva) else { return TableResult::Unreadable };
@@ -182,6 +195,7 @@ impl<'p, 'a> Walker<'p, 'a> {
             if value != 0 {
                 if value & ordinal_flag != 0 {
                     if value & 0x7fff_ffff > 0xffff {
+                        self.bogus_tables += 1;
                         return TableResult::Entries(Vec::new());
                     }
                 } else {

@@ -14,6 +14,7 @@ pub mod headers;
 mod imports;
 mod ordlookup;
 mod packer;
+mod resources;
 mod rich;
 
 use goblin::pe::data_directories::DataDirectory as GDataDirectory;
@@ -296,7 +297,10 @@ fn version_info(
     anomalies: &mut Vec<Anomaly>,
 ) -> Option<VersionInfo> {
     let (rva, _) = pe.directory(2);
-    if rva == 0 {
+    if rva == 0 || pe.data_directories.len() <= 2 {
+        return None;
+    }
+    if resources::walk(pe, rva, anomalies).unsound {
         return None;
     }
     let rd = match goblin::pe::resource::ResourceData::parse_with_opts(
