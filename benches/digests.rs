@@ -33,7 +33,8 @@ fn single_digests(c: &mut Criterion) {
     g.bench_function("sha256", |b| b.iter(|| sha2::Sha256::digest(black_box(&d))));
     g.bench_function("entropy-histogram", |b| b.iter(|| filerep::entropy::shannon(black_box(&d))));
     g.bench_function("tlsh", |b| b.iter(|| tlsh2::TlshDefaultBuilder::build_from(black_box(&d)).map(|t| t.hash())));
-    g.bench_function("ssdeep", |b| b.iter(|| fuzzyhash::FuzzyHash::new(black_box(&d)).to_string()));
+    g.bench_function("ssdeep", |b| b.iter(|| filerep::ssdeep::hash(black_box(&d))));
+    g.bench_function("ssdeep-fuzzyhash-crate", |b| b.iter(|| fuzzyhash::FuzzyHash::new(black_box(&d)).to_string()));
     g.finish();
 }
 

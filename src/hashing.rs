@@ -70,7 +70,7 @@ struct Group {
     sha256: Option<Sha256>,
     hist: Option<Box<Histogram>>,
     tlsh: Option<Box<tlsh2::TlshDefaultBuilder>>,
-    ssdeep: Option<Box<fuzzyhash::FuzzyHash>>,
+    ssdeep: Option<Box<crate::ssdeep::Ssdeep>>,
     auth: Option<(Vec<Range<u64>>, Sha1, Sha256)>,
     offset: u64,
 }
@@ -136,9 +136,8 @@ impl Group {
                 None => "TNULL".to_string(),
             });
         }
-        if let Some(mut h) = self.ssdeep {
-            h.finalize();
-            d.ssdeep = Some(h.to_string());
+        if let Some(h) = self.ssdeep {
+            d.ssdeep = Some(h.finish());
         }
         if let Some((_, s1, s256)) = self.auth {
             d.authentihash_sha1 = Some(hex::encode(&s1.finalize()));
@@ -161,12 +160,14 @@ fn empty_digests() -> Digests {
     }
 }
 
-/// Split the planned digests over `threads` groups (1 or 2), balancing their cost per byte.
+/// Split the planned digests for an input of `len` bytes over `threads` groups (1 or 2), balancing their
+/// cost per byte.
 ///
-/// Measured costs per byte on one core (x86-64 with SHA-NI): MD5 ≈ 1.6 ns, SHA-1 and SHA-256 ≈ 0.55 ns each,
-/// the histogram ≈ 0.3 ns, TLSH ≈ 1 ns, ssdeep ≈ 2 ns. MD5 cannot be split, so it goes alone with the
-/// cheapest companions and everything else goes to the other thread.
-fn groups(plan: &Plan, threads: usize) -> Vec<Group> {
+/// Measured cost per byte on one core of the 2-core x86-64 development machine with SHA-NI (`cargo bench
+/// --bench digests`, figures in docs/performance.md): MD5 ≈ 2 ns, SHA-1 and SHA-256 ≈ 0.6 ns each, the
+/// histogram ≈ 0.4 ns, TLSH ≈ 5 ns, ssdeep ≈ 8 ns. MD5 cannot be split, so it goes with TLSH on one thread
+/// and everything else on the other; the two come out within a few ns per byte of each other.
+fn groups(plan: &Plan, len: u64, threads: usize) -> Vec<Group> {
     let mut a = Group { md5: Some(Md5::new()), ..Default::default() };
     let mut b = Group {
         sha1: Some(Sha1::new()),
@@ -175,18 +176,18 @@ fn groups(plan: &Plan, threads: usize) -> Vec<Group> {
         ..Default::default()
     };
     if plan.fuzzy {
-        b.tlsh = Some(Box::new(tlsh2::TlshDefaultBuilder::new()));
-        a.ssdeep = Some(Box::default());
+        a.tlsh = Some(Box::new(tlsh2::TlshDefaultBuilder::new()));
+        b.ssdeep = Some(Box::new(crate::ssdeep::Ssdeep::new(len)));
     }
     if let Some(r) = &plan.authentihash {
         b.auth = Some((r.clone(), Sha1::new(), Sha256::new()));
     }
     if threads <= 1 {
-        // Merge b into a.
+        // One thread: everything in one group.
         a.sha1 = b.sha1;
         a.sha256 = b.sha256;
         a.hist = b.hist;
-        a.tlsh = b.tlsh;
+        a.ssdeep = b.ssdeep;
         a.auth = b.auth;
         vec![a]
     } else {
@@ -197,7 +198,7 @@ fn groups(plan: &Plan, threads: usize) -> Vec<Group> {
 /// Hash bytes held in memory, on two threads when the input is large.
 pub fn digest_in_memory(data: &[u8], plan: &Plan) -> Digests {
     let threads = if data.len() >= PARALLEL_THRESHOLD { 2 } else { 1 };
-    let mut groups = groups(plan, threads);
+    let mut groups = groups(plan, data.len() as u64, threads);
     if groups.len() == 1 {
         groups[0].run(data);
     } else {
@@ -225,7 +226,7 @@ const STREAM_BUFFER: usize = 1024 * 1024;
 /// Hash a stream (a file over the size cap): `head` holds bytes already read from it, `rest` the remainder.
 /// Only the file digests and the entropy are computed. Memory stays bounded (a few buffers in flight).
 pub fn digest_stream(head: &[u8], rest: &mut dyn Read) -> io::Result<Digests> {
-    let mut groups = groups(&Plan::default(), 2);
+    let mut groups = groups(&Plan::default(), 0, 2);
     let (g0, g1) = {
         let mut it = groups.drain(..);
         (it.next().expect("two groups"), it.next().expect("two groups"))
@@ -324,11 +325,19 @@ mod tests {
     }
 
     #[test]
+    fn tlsh_equals_the_reference() {
+        for &(n, seed, _, _, tlsh) in crate::test_vectors::VECTORS {
+            let d = digest_in_memory(&crate::test_vectors::lcg(n, seed), &Plan { fuzzy: true, authentihash: None });
+            assert_eq!(d.tlsh.as_deref(), Some(tlsh), "{n} bytes");
+        }
+    }
+
+    #[test]
     fn one_thread_and_two_threads_agree() {
         let data = sample(PARALLEL_THRESHOLD + 12345);
         let plan = Plan { fuzzy: true, authentihash: Some(vec![0..100, 200..data.len() as u64]) };
         let two = digest_in_memory(&data, &plan);
-        let mut g = groups(&plan, 1);
+        let mut g = groups(&plan, data.len() as u64, 1);
         g[0].run(&data);
         let mut one = empty_digests();
         g.pop().unwrap().finish_into(&mut one);

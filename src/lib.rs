@@ -21,5 +21,8 @@ pub mod hex;
 pub mod pipeline;
 pub mod report;
 pub mod sample;
+pub mod ssdeep;
 pub mod term;
+#[cfg(test)]
+mod test_vectors;
 pub mod verdict;

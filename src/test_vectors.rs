@@ -1,0 +1,137 @@
+//! Test vectors for the fuzzy hashes, computed by the reference tools on inputs any test can regenerate.
+
+/// `length` bytes from a 32-bit LCG seeded from `seed` (the same generator produced the vectors below).
+pub fn lcg(length: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761);
+    if x == 0 {
+        x = 1;
+    }
+    (0..length)
+        .map(|_| {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// `length` bytes of a repeated English sentence.
+pub fn text(length: usize) -> Vec<u8> {
+    let s = b"the quick brown fox jumps over the lazy dog ";
+    (0..length).map(|i| s[i % s.len()]).collect()
+}
+
+/// (length, seed, ssdeep of `lcg(length, seed)`, ssdeep of `text(length)`, TLSH of `lcg(length, seed)`),
+/// computed with ppdeep 20260221 and py-tlsh 5.0.0 (the corpus oracles).
+pub const VECTORS: &[(usize, u32, &str, &str, &str)] = &[
+    (1, 1, "3:n:n", "3:R:R", "TNULL"),
+    (2, 2, "3:R:R", "3:r:r", "TNULL"),
+    (5, 3, "3:pK:pK", "3:Uu:Uu", "TNULL"),
+    (7, 4, "3:pHg:Ng", "3:Ukn:Uk", "TNULL"),
+    (8, 5, "3:fyn:fy", "3:UkG:UP", "TNULL"),
+    (20, 6, "3:3obHHAB:3orAB", "3:UkLKV:Uv", "TNULL"),
+    (
+        63,
+        7,
+        "3:zaNu+IyXtpHL1AVYRsM+Yd:z5+Ptl1AVYRr+w",
+        "3:UkLKKIUKacbgJMLKX:UAIG62N",
+        "T13CA002A4433D51661EA52172F99942050C6544390EBD4429597361AD104C5966A08D98",
+    ),
+    (
+        64,
+        8,
+        "3:RNEkKh9cfI6qCpyZQnjFn:RNEkKgQEjF",
+        "3:UkLKKIUKacbgJMLKV:UAIG62X",
+        "T1EEA0222C00B0A30308833002000802088C2A88B00CC8C08AE8B300EF00C8F02CC80B88",
+    ),
+    (
+        100,
+        9,
+        "3:CWTDCizPL9nCfqQnRai2x3y5D3EmsPty:VKiDkfrwi201kty",
+        "3:UkLKKIUKacbgJMLKKIUKacbgJMLn:UAIG624IG62m",
+        "T1C3B0127148A0B3B54917310806CA455EF7C483679CDDD9DD4054684F73BEDD05290C95",
+    ),
+    (
+        191,
+        10,
+        "3:Vo0zrpetsVVku6TFkiFmDEdL3QSUDsMlhx+yrBJiPpFYY39Pq4yrxQjU2Yk14qPt:C6NetsVF6TXFmwFQJhLkRPpqa9+rxsO8",
+        "3:UkLKKIUKacbgJMLKKIUKacbgJMLKKIUKacbgJMLKKIUKacbgJMLK4:UAIG624IG624IG624IG62+",
+        "T186C0C00932304374898C5088024072FBC6B7A511C60A00FFF5663C1F43ED8CEE70CC10",
+    ),
+    (
+        192,
+        11,
+        "3:ruN+c/4BddrsaPhtwk0kzwRuvnBt0oCT9XaRLyBRFOM2L+71MADw0HBBPSpm2H:qj/45rThqOwAb9CT0L1M/1M+r6PH",
+        "3:UkLKKIUKacbgJMLKKIUKacbgJMLKKIUKacbgJMLKKIUKacbgJMLKI:UAIG624IG624IG624IG626",
+        "T108C022B5CEC441B311900A918D0502B8813001CAD8296029A9141382DFDA1E06223725",
+    ),
+    (
+        193,
+        12,
+        "6:GeboN28pwMJYZj+btNIrlkuqoDT3Pb+R9eF:xu285wjMekuTDjbI9u",
+        "3:UkLKKIUKacbgJMLKKIUKacbgJMLKKIUKacbgJMLKKIUKacbgJMLK+:UAIG624IG624IG624IG62o",
+        "T152C022C061A79AF0C091B8928018183503FCB54A892101BC4B7343CE9ECBE6802C3881",
+    ),
+    (
+        1000,
+        13,
+        "12:+3dphr8w751cq9VqLTErmx7BLE6qclX0mJa5Pb7sacaCzF5C6Y1l6y+hYMD3YJdk:+39f51fbqvTllkmA5j767PYrN9VfRyF/",
+        "6:UAIG624IG624IG624IG624IG624IG624IG624IG624IG624IG624IG624IG624Ia:EYYYYYYYYYYYYYYYYYYYYY9",
+        "T1C511A585C397B7634010785D922182B9063DC27249DCF32D19E288BADEB1709FB598F2",
+    ),
+    (
+        4096,
+        14,
+        "96:8I7XF7/Kc8ComaZ06oFcZgEHpEJ06vmSAf2vvrKVPz:8+XFbKEjaZDwcZgapg0zevvrKVPz",
+        "96:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYs:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYs",
+        "T1C0819ED890B92AF6650641C69E2F222EDEC0D00184E3A6521498F9CE2F9AFFD581C36C",
+    ),
+    (
+        12287,
+        15,
+        "192:JgfIxXW6ZmAEWcBytUxtvyklq12rzlLDJsp6nZ0w2ADa654TKHKE8o:JgWXW6ZPEWcByOxQ6qUDJs8ZBa65AEwo",
+        "192:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYX:e",
+        "T18B42CF0391F500CEC0BABAD7EA89BE85DDB3C0C612497E681DD14AC691795220EF0CFA",
+    ),
+    (
+        12288,
+        16,
+        "192:x9OCrdYs54005dm93a6gU0akjrvofSqL0NbJfnXTp6d798bsbUYC+:xoC+s540MdEQaoDY0NbJvwd/bZf",
+        "192:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYH:I",
+        "T17A42D1855C5BDEF28D0242A9E1C7938608B12ADE7578560B76C3C06DCE66DD4E55E0C4",
+    ),
+    (
+        12289,
+        17,
+        "192:TKH38RoXnd4Pokhx6K7gM42+ndoX73GvsPn+x1DmpRdyEw8fjip8:c8Rwd4Poyf+dOqv0+xcvd+Kjip8",
+        "192:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYq:3",
+        "T16E42BF3F7D70A4BDC777117A71212586ABE384AD5121AFA2BBCE1B836B18192C7311E1",
+    ),
+    (
+        50000,
+        18,
+        "768:8MFRpLoKz6A1d1LaItb0JQ3m1uh19wOMDSszEqGWnwxRK1Te3tLdPyN:nVp9ZaSbB3mUh4qszVGJcej2",
+        "192:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYw:L",
+        "T1D52302B1270EBB899400A830CE119EF5299BAC62D7D68FEDFECC94DA51085C9198374A",
+    ),
+    (
+        200000,
+        19,
+        "3072:2vBziEpp8E+geVQaZvi7RGPaIRMzcJeUHsvF9zTK1JDSkPrAi6WAGd78VguL0qJT:2vTpFipykyIecKt1ToJfr1AM8nWcl",
+        "192:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYY6:x",
+        "T16D14237C7D86C23BDC4A05420615FE1E9F9A12542179B7BD977E03E07FFF8802A8A10A",
+    ),
+    (
+        786432,
+        20,
+        "12288:jq4+UM33EWAaYvF22JD7oOKpJvyUTELG1j6kQ2Jz9bgeOA43rTDJxxnpTnVaM:jqvn301VvFv7YtTErkQ2FapT9xTnd",
+        "192:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYa:R",
+        "T1D3F433670E7883F981A6B7F59C2DDC3042B6C02650B3378E7661F9B24A9BDD2D22751C",
+    ),
+    (
+        786433,
+        21,
+        "12288:EZXIAtk+NAtghRh/mQ1E80KUYZcfY/KOk16OkzkhyDsPBi67nIWafbI79cl44qAF:EjBNEghz/Je7CVKj165whrXztxcl+U",
+        "192:EYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYYE:p",
+        "T180F433DDCAAE8F4DD209446EF6162E4BA10FF41B89336130689A453CF72847F76589CE",
+    ),
+];
