@@ -182,6 +182,17 @@ const MALFORMED_HEADER_ANOMALIES: &[&str] = &[
     "export-directory-invalid",
     "resource-directory-invalid",
     "certificate-table-beyond-eof",
+    "elf-header-truncated",
+    "elf-header-invalid",
+    "elf-program-headers-invalid",
+    "elf-section-headers-invalid",
+    "elf-section-beyond-eof",
+    "macho-fat-header-truncated",
+    "macho-slice-out-of-bounds",
+    "macho-slices-overlap",
+    "macho-header-truncated",
+    "macho-load-commands-truncated",
+    "macho-load-command-invalid",
 ];
 
 fn pe_reasons(pe: &PeInfo, report: &Report, reasons: &mut Vec<Reason>) {
