@@ -770,13 +770,33 @@ fn no_permission_exits_2() {
     use std::os::unix::fs::PermissionsExt;
     let data = fixtures::mz_only();
     let dir = dir_with("secret.exe", &data);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod 755 dir");
     let path = dir.path().join("secret.exe");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
-    if std::fs::read(&path).is_ok() {
-        // Running as root (or with CAP_DAC_OVERRIDE): permissions do not stop anyone, nothing to test.
-        return;
-    }
-    let out = run(dir.path(), ["check", "--json", "secret.exe"]);
+    let out = if std::fs::read(&path).is_ok() {
+        // Running as root: permissions stop no one, so run filerep as an unprivileged user instead (a copy of
+        // the binary in a directory that user can reach, dropped to uid/gid 65534 by util-linux's setpriv).
+        let bin_dir = TempDir::new().expect("temp dir");
+        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod 755");
+        let bin = bin_dir.path().join("filerep");
+        std::fs::copy(env!("CARGO_BIN_EXE_filerep"), &bin).expect("copy the binary");
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin)
+            .args(["check", "--json", "secret.exe"])
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("setpriv (util-linux) runs: it is needed to test permissions as root");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("setpriv:"),
+            "setpriv failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    } else {
+        run(dir.path(), ["check", "--json", "secret.exe"])
+    };
     assert_eq!(exit_code("no permission", &out), 2);
     let cause = one_error_line("no permission", &out, "secret.exe");
     assert!(cause.contains("permission denied"), "{cause}");
