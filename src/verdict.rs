@@ -103,7 +103,11 @@ pub fn decide(report: &Report) -> Verdict {
     if let Some(err) = &report.error {
         reasons.push(Reason::file("analysis-error", Level::Unknown, format!("could not be analysed: {err}")));
     } else if !report.fully_analysed {
-        let why = if report.limits.is_empty() { "a limit was reached".to_string() } else { report.limits.join("; ") };
+        let why = match report.limits.as_slice() {
+            [] => "a limit was reached".to_string(),
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+        };
         reasons.push(Reason::file("not-fully-analysed", Level::Unknown, format!("not fully analysed: {why}")));
     }
 

@@ -323,7 +323,8 @@ impl<'a> Pe<'a> {
             let label = section_label(&s);
             if u64::from(s.size_of_raw_data) + u64::from(s.pointer_to_raw_data) > len {
                 problems += 1;
-                anomalies.push(Anomaly::new(
+                // The missing bytes cannot be analysed: the file was cut, or the header lies.
+                anomalies.push(Anomaly::limiting(
                     "section-beyond-eof",
                     format!("section {i} ({label}): raw data runs past the end of the file"),
                 ));
