@@ -48,16 +48,47 @@ impl BlockHash {
     const EMPTY: BlockHash = BlockHash { digest: [0; SPAMSUM_LENGTH], dindex: 0, half_digest: 0 };
 }
 
-/// Piece-hash lanes (one per block size, plus one spare).
-const LANES: usize = 32;
+/// The six-bit piece hashes of all block sizes, eight to a `u64` (one byte each), updated eight at a time:
+/// `(h * 19) mod 64` is `((h << 4) & 0x30) + ((h << 1) & 0x3e) + h` taken mod 64 in each byte, and none of
+/// those byte sums (at most 0x30 + 0x3e + 0x3f) carries into the next byte, so plain word arithmetic does
+/// the eight lanes at once.
+#[derive(Clone, Copy)]
+struct Lanes([u64; 4]);
+
+const BYTES: u64 = 0x0101_0101_0101_0101;
+
+impl Lanes {
+    const INIT: Lanes = Lanes([HASH_INIT as u64 * BYTES; 4]);
+
+    fn get(&self, i: usize) -> u8 {
+        (self.0[i / 8] >> (8 * (i % 8))) as u8
+    }
+
+    fn set(&mut self, i: usize, v: u8) {
+        let shift = 8 * (i % 8);
+        let w = &mut self.0[i / 8];
+        *w = (*w & !(0xff << shift)) | (u64::from(v) << shift);
+    }
+
+    /// `sum_hash(c, h)` for every lane in words `first..=last`.
+    #[inline(always)]
+    fn step(&mut self, c: u8, first: usize, last: usize) {
+        let cb = u64::from(c & 0x3f) * BYTES;
+        for w in &mut self.0[first..=last] {
+            let h = *w;
+            let m = ((h << 4) & (0x30 * BYTES)) + ((h << 1) & (0x3e * BYTES)) + h;
+            *w = (m ^ cb) & (0x3f * BYTES);
+        }
+    }
+}
 
 /// An ssdeep digest being computed over an input whose total length is known in advance.
 pub struct Ssdeep {
     bh: [BlockHash; NUM_BLOCKHASHES],
     /// Piece hash of each block size.
-    h: [u8; LANES],
+    h: Lanes,
     /// Piece hash of each block size for the half-length second part.
-    half_h: [u8; LANES],
+    half_h: Lanes,
     bh_start: usize,
     bh_end: usize,
     /// Fork no block hash beyond this one: larger block sizes cannot be chosen for this length.
@@ -84,8 +115,8 @@ impl Ssdeep {
         }
         Ssdeep {
             bh: [BlockHash::EMPTY; NUM_BLOCKHASHES],
-            h: [HASH_INIT; LANES],
-            half_h: [HASH_INIT; LANES],
+            h: Lanes::INIT,
+            half_h: Lanes::INIT,
             bh_start: 0,
             bh_end: 1,
             bh_end_limit: bi + 1,
@@ -108,8 +139,8 @@ impl Ssdeep {
     fn try_fork(&mut self) {
         let last = self.bh_end - 1;
         if self.bh_end <= self.bh_end_limit && self.bh_end < NUM_BLOCKHASHES {
-            self.h[self.bh_end] = self.h[last];
-            self.half_h[self.bh_end] = self.half_h[last];
+            self.h.set(self.bh_end, self.h.get(last));
+            self.half_h.set(self.bh_end, self.half_h.get(last));
             let nb = &mut self.bh[self.bh_end];
             nb.digest[0] = 0;
             nb.half_digest = 0;
@@ -117,7 +148,7 @@ impl Ssdeep {
             self.bh_end += 1;
         } else if self.bh_end == NUM_BLOCKHASHES && !self.need_last_h {
             self.need_last_h = true;
-            self.last_h = self.h[last];
+            self.last_h = self.h.get(last);
         }
     }
 
@@ -150,13 +181,9 @@ impl Ssdeep {
             slot = if slot == ROLLING_WINDOW - 1 { 0 } else { slot + 1 };
             h3 = (h3 << 5) ^ u32::from(c);
 
-            let (start, end) = (self.bh_start, self.bh_end);
-            for lane in &mut self.h[start..end] {
-                *lane = sum_hash(c, *lane);
-            }
-            for lane in &mut self.half_h[start..end] {
-                *lane = sum_hash(c, *lane);
-            }
+            let (first, last) = (self.bh_start / 8, (self.bh_end - 1) / 8);
+            self.h.step(c, first, last);
+            self.half_h.step(c, first, last);
             if self.need_last_h {
                 self.last_h = sum_hash(c, self.last_h);
             }
@@ -184,16 +211,16 @@ impl Ssdeep {
             if self.bh[i].dindex == 0 {
                 self.try_fork();
             }
-            let (hi, half) = (self.h[i], self.half_h[i]);
+            let (hi, half) = (self.h.get(i), self.half_h.get(i));
             let b = &mut self.bh[i];
             b.digest[b.dindex] = B64[usize::from(hi)];
             b.half_digest = B64[usize::from(half)];
             if b.dindex < SPAMSUM_LENGTH - 1 {
                 b.dindex += 1;
                 b.digest[b.dindex] = 0;
-                self.h[i] = HASH_INIT;
+                self.h.set(i, HASH_INIT);
                 if b.dindex < SPAMSUM_LENGTH / 2 {
-                    self.half_h[i] = HASH_INIT;
+                    self.half_h.set(i, HASH_INIT);
                     b.half_digest = 0;
                 }
             } else {
@@ -224,7 +251,7 @@ impl Ssdeep {
         let b = &self.bh[bi];
         out.extend_from_slice(&b.digest[..b.dindex]);
         if h != 0 {
-            out.push(B64[usize::from(self.h[bi])]);
+            out.push(B64[usize::from(self.h.get(bi))]);
         } else if b.digest[b.dindex] != 0 {
             out.push(b.digest[b.dindex]);
         }
@@ -234,12 +261,12 @@ impl Ssdeep {
             let n = b.dindex.min(SPAMSUM_LENGTH / 2 - 1);
             out.extend_from_slice(&b.digest[..n]);
             if h != 0 {
-                out.push(B64[usize::from(self.half_h[bi + 1])]);
+                out.push(B64[usize::from(self.half_h.get(bi + 1))]);
             } else if b.half_digest != 0 {
                 out.push(b.half_digest);
             }
         } else if h != 0 {
-            out.push(if bi == 0 { B64[usize::from(self.h[0])] } else { B64[usize::from(self.last_h)] });
+            out.push(if bi == 0 { B64[usize::from(self.h.get(0))] } else { B64[usize::from(self.last_h)] });
         }
         String::from_utf8(out).expect("digest characters are ASCII")
     }
@@ -294,6 +321,23 @@ mod tests {
         for n in (64..3000).step_by(37).chain([12_287, 12_288, 12_289, 98_304, 98_305, 400_000]) {
             let d = xorshift(n, n as u64);
             assert_eq!(hash(&d), fuzzyhash::FuzzyHash::new(&d).to_string(), "length {n}");
+        }
+    }
+
+    #[test]
+    fn lanes_compute_the_piece_hash() {
+        let mut l = Lanes::INIT;
+        let mut scalar = [HASH_INIT; 32];
+        for (k, i) in (0..32).enumerate() {
+            l.set(i, (k * 7 % 64) as u8);
+            scalar[i] = (k * 7 % 64) as u8;
+        }
+        for c in [0u8, 1, 0x3f, 0x40, 0xff, 0x9c] {
+            l.step(c, 0, 3);
+            for h in &mut scalar {
+                *h = sum_hash(c, *h);
+            }
+            assert!((0..32).all(|i| l.get(i) == scalar[i]), "byte {c:#x}");
         }
     }
 

@@ -8,4 +8,5 @@ mod bad_input;
 mod check;
 mod conformance;
 mod mutation;
+mod snapshots;
 mod support;
