@@ -25,7 +25,7 @@ use crate::entropy::Histogram;
 use crate::hex;
 
 /// Bytes handed to each digest at a time: small enough to stay in L2 while every digest reads it.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 16 * 1024;
 
 /// Inputs at least this large are hashed on two threads.
 pub const PARALLEL_THRESHOLD: usize = 2 * 1024 * 1024;
@@ -164,9 +164,9 @@ fn empty_digests() -> Digests {
 /// cost per byte.
 ///
 /// Measured cost per byte on one core of the 2-core x86-64 development machine with SHA-NI (`cargo bench
-/// --bench digests`, figures in docs/performance.md): MD5 ≈ 2 ns, SHA-1 and SHA-256 ≈ 0.6 ns each, the
-/// histogram ≈ 0.4 ns, TLSH ≈ 5 ns, ssdeep ≈ 8 ns. MD5 cannot be split, so it goes with TLSH on one thread
-/// and everything else on the other; the two come out within a few ns per byte of each other.
+/// --bench digests`, figures in docs/performance.md): MD5 ≈ 1.9 ns, SHA-1 ≈ 0.65 ns, SHA-256 ≈ 0.7 ns, the
+/// histogram ≈ 0.5 ns, TLSH ≈ 8 ns, ssdeep ≈ 6.5 ns, the image hash (SHA-1 + SHA-256) ≈ 1.35 ns. MD5 cannot
+/// be split, so it goes with TLSH on one thread (≈ 9.9 ns) and everything else on the other (≈ 9.7 ns).
 fn groups(plan: &Plan, len: u64, threads: usize) -> Vec<Group> {
     let mut a = Group { md5: Some(Md5::new()), ..Default::default() };
     let mut b = Group {
@@ -198,22 +198,27 @@ fn groups(plan: &Plan, len: u64, threads: usize) -> Vec<Group> {
 /// Hash bytes held in memory, on two threads when the input is large.
 pub fn digest_in_memory(data: &[u8], plan: &Plan) -> Digests {
     let threads = if data.len() >= PARALLEL_THRESHOLD { 2 } else { 1 };
-    let mut groups = groups(plan, data.len() as u64, threads);
-    if groups.len() == 1 {
-        groups[0].run(data);
-    } else {
-        std::thread::scope(|s| {
-            let (first, rest) = groups.split_at_mut(1);
-            let h = s.spawn(|| rest[0].run(data));
-            first[0].run(data);
-            // A panic in a digest is a bug in a dependency; propagate it rather than hide it.
-            if let Err(p) = h.join() {
-                std::panic::resume_unwind(p);
-            }
-        });
-    }
     let mut d = empty_digests();
-    for g in groups {
+    // Each thread owns its group, boxed: two groups side by side in one allocation would share cache lines
+    // between the threads (the digest states are written on every block), which halved the throughput.
+    let mut groups: Vec<Box<Group>> = groups(plan, data.len() as u64, threads).into_iter().map(Box::new).collect();
+    let own = groups.remove(0);
+    let other = groups.pop();
+    let (own, other) = std::thread::scope(|s| {
+        let h = other.map(|mut g| {
+            s.spawn(move || {
+                g.run(data);
+                g
+            })
+        });
+        let mut own = own;
+        own.run(data);
+        // A panic in a digest is a bug in a dependency; propagate it rather than hide it.
+        let other = h.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (own, other)
+    });
+    own.finish_into(&mut d);
+    if let Some(g) = other {
         g.finish_into(&mut d);
     }
     d.size = data.len() as u64;

@@ -70,11 +70,11 @@ impl Lanes {
         *w = (*w & !(0xff << shift)) | (u64::from(v) << shift);
     }
 
-    /// `sum_hash(c, h)` for every lane in words `first..=last`.
+    /// `sum_hash(c, h)` for every lane (a fixed-length loop the compiler turns into vector code).
     #[inline(always)]
-    fn step(&mut self, c: u8, first: usize, last: usize) {
+    fn step(&mut self, c: u8) {
         let cb = u64::from(c & 0x3f) * BYTES;
-        for w in &mut self.0[first..=last] {
+        for w in &mut self.0 {
             let h = *w;
             let m = ((h << 4) & (0x30 * BYTES)) + ((h << 1) & (0x3e * BYTES)) + h;
             *w = (m ^ cb) & (0x3f * BYTES);
@@ -181,9 +181,10 @@ impl Ssdeep {
             slot = if slot == ROLLING_WINDOW - 1 { 0 } else { slot + 1 };
             h3 = (h3 << 5) ^ u32::from(c);
 
-            let (first, last) = (self.bh_start / 8, (self.bh_end - 1) / 8);
-            self.h.step(c, first, last);
-            self.half_h.step(c, first, last);
+            // Every lane is updated: a lane below `bh_start` is never read again, and one at or above
+            // `bh_end` is overwritten when its block hash is forked, so the extra lanes change nothing.
+            self.h.step(c);
+            self.half_h.step(c);
             if self.need_last_h {
                 self.last_h = sum_hash(c, self.last_h);
             }
@@ -333,7 +334,7 @@ mod tests {
             scalar[i] = (k * 7 % 64) as u8;
         }
         for c in [0u8, 1, 0x3f, 0x40, 0xff, 0x9c] {
-            l.step(c, 0, 3);
+            l.step(c);
             for h in &mut scalar {
                 *h = sum_hash(c, *h);
             }
