@@ -33,20 +33,23 @@ pub fn check(input: &Input, opts: &Options) -> Report {
     };
     match sample::load(input, opts.max_size) {
         Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data),
-        Ok(Content::OverCap { head, mut rest }) => match hashing::digest_stream(&head, &mut rest) {
-            Ok(d) => {
-                report.format = analysis::detect_format(&head);
-                set_file_digests(&mut report, &d);
-                report.fully_analysed = false;
-                let msg = format!(
-                    "larger than the {} MiB size cap: only the digests were computed",
-                    opts.max_size / (1024 * 1024)
-                );
-                report.limits.push(msg.clone());
-                report.anomalies.push(Anomaly::limiting("size-cap", msg));
+        Ok(Content::OverCap { head, mut rest }) => {
+            let format = analysis::detect_format(&head);
+            match hashing::digest_stream(head, &mut rest) {
+                Ok(d) => {
+                    report.format = format;
+                    set_file_digests(&mut report, &d);
+                    report.fully_analysed = false;
+                    let msg = format!(
+                        "larger than the {} MiB size cap: only the digests were computed",
+                        opts.max_size / (1024 * 1024)
+                    );
+                    report.limits.push(msg.clone());
+                    report.anomalies.push(Anomaly::limiting("size-cap", msg));
+                }
+                Err(e) => report.error = Some(sample::Error::from(e).to_string()),
             }
-            Err(e) => report.error = Some(sample::Error::from(e).to_string()),
-        },
+        }
         Err(e) => report.error = Some(e.to_string()),
     }
     report.verdict = verdict::decide(&report);

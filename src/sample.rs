@@ -92,20 +92,30 @@ pub enum Content {
     Whole(Vec<u8>),
     /// Over the cap: the first bytes read and the reader positioned after them.
     OverCap {
-        /// Bytes already read (the cap plus one byte).
+        /// Bytes already read (enough to tell the format; up to the cap plus one byte for a stream of
+        /// unknown length).
         head: Vec<u8>,
         /// The rest of the input.
         rest: Box<dyn Read + Send>,
     },
 }
 
+/// Bytes read from a file known to be over the cap before its digests are streamed.
+const HEAD: usize = 64 * 1024;
+
 /// Open and read an input, keeping at most `max_size` bytes in memory.
 pub fn load(input: &Input, max_size: u64) -> Result<Content, Error> {
     match input {
         Input::Stdin => read_capped(Box::new(io::stdin()), max_size, None),
         Input::Path(p) => {
-            let file = open_regular(p)?;
+            let mut file = open_regular(p)?;
             let len = file.metadata().map(|m| m.len()).ok();
+            if len.is_some_and(|l| l > max_size) {
+                // Known to be over the cap: read just enough to tell the format, and stream the rest.
+                let mut head = Vec::with_capacity(HEAD);
+                (&mut file).take(HEAD as u64).read_to_end(&mut head)?;
+                return Ok(Content::OverCap { head, rest: Box::new(file) });
+            }
             read_capped(Box::new(file), max_size, len)
         }
     }

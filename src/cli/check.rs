@@ -89,11 +89,15 @@ pub fn run(args: &Args, color: bool) -> Result<u8> {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
     let opts = Options { max_size: args.max_size };
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-        .clamp(1, 64)
-        .min(inputs.len());
+    // One input needs no worker threads (and no look at the CPU count, which reads cgroup files).
+    let jobs = if inputs.len() <= 1 {
+        1
+    } else {
+        args.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+            .clamp(1, 64)
+            .min(inputs.len())
+    };
 
     let mut stdout = io::stdout().lock();
     let mut worst_hit = false;
