@@ -135,6 +135,9 @@ pub struct Pe<'a> {
     pub sections: Vec<SectionHeader>,
     /// End of the headers as pefile computes it (start of the first section's data, or end of the table).
     pub header_len: usize,
+    /// The section the last RVA lookup found (pefile keeps the same cache): lookups cluster, and a hostile
+    /// file with thousands of sections would otherwise cost a scan per lookup.
+    last_section: std::cell::Cell<Option<usize>>,
 }
 
 /// Why the headers could not be read at all.
@@ -258,6 +261,7 @@ impl<'a> Pe<'a> {
             data_directories,
             sections: Vec::new(),
             header_len: 0,
+            last_section: std::cell::Cell::new(None),
         };
         let table = opt_off + usize::from(pe.file_header.size_of_optional_header);
         let table_end = pe.parse_sections(table, anomalies);
@@ -396,7 +400,16 @@ impl<'a> Pe<'a> {
 
     /// pefile `get_section_by_rva` (the index into `sections`).
     pub fn section_by_rva(&self, rva: u32) -> Option<usize> {
-        (0..self.sections.len()).find(|&i| self.contains_rva(i, u64::from(rva)))
+        if let Some(i) = self.last_section.get() {
+            if self.contains_rva(i, u64::from(rva)) {
+                return Some(i);
+            }
+        }
+        let found = (0..self.sections.len()).find(|&i| self.contains_rva(i, u64::from(rva)));
+        if found.is_some() {
+            self.last_section.set(found);
+        }
+        found
     }
 
     /// pefile `get_offset_from_rva`: the file offset of an RVA, or `None` where pefile raises.

@@ -52,7 +52,19 @@ pub fn analyse(data: &[u8], anomalies: &mut Vec<Anomaly>) -> Option<PeOutput> {
     let fh = &pe.file_header;
     let opt = &pe.opt;
 
-    let sections: Vec<Section> = pe.sections.iter().map(|s| section_info(&pe, s)).collect();
+    // Section entropy reads each section's bytes; overlapping sections could make that many times the file
+    // (2,048 headers all covering a 256 MiB file), so the bytes read are budgeted.
+    let mut budget = SectionBudget::new(data.len());
+    let sections: Vec<Section> = pe.sections.iter().map(|s| section_info(&pe, s, &mut budget)).collect();
+    if budget.skipped > 0 {
+        anomalies.push(Anomaly::limiting(
+            "section-entropy-skipped",
+            format!(
+                "{} sections overlap so much that reading them all would mean more than {} times the file; their entropy was not computed (reported as 0)",
+                budget.skipped, SECTION_BYTES_FACTOR
+            ),
+        ));
+    }
     let imports = imports::parse(&pe, anomalies);
     let gsections: Vec<SectionTable> = pe.sections.iter().map(goblin_section).collect();
     let opts = ParseOptions::default().with_parse_mode(ParseMode::Permissive);
@@ -138,8 +150,49 @@ pub fn analyse(data: &[u8], anomalies: &mut Vec<Anomaly>) -> Option<PeOutput> {
     Some(PeOutput { info, imphash: Some(imports.imphash), rich_header_md5: rich.map(|r| r.hash_md5) })
 }
 
+/// Section bytes read for entropy at most, as a multiple of the file size (plus a fixed allowance).
+const SECTION_BYTES_FACTOR: usize = 4;
+
+/// How many section bytes may still be read for entropy.
+struct SectionBudget {
+    left: usize,
+    skipped: usize,
+    /// Entropy of ranges already read (hostile tables repeat the same range).
+    seen: std::collections::HashMap<(usize, usize), f64>,
+}
+
+impl SectionBudget {
+    fn new(file_len: usize) -> Self {
+        SectionBudget {
+            left: file_len.saturating_mul(SECTION_BYTES_FACTOR) + (16 << 20),
+            skipped: 0,
+            seen: Default::default(),
+        }
+    }
+
+    fn entropy(&mut self, data: &[u8], whole: &[u8]) -> f64 {
+        if data.is_empty() {
+            return 0.0;
+        }
+        // `data` is a slice of `whole`, so this is its offset.
+        let start = (data.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+        let key = (start, data.len());
+        if let Some(&e) = self.seen.get(&key) {
+            return e;
+        }
+        if data.len() > self.left {
+            self.skipped += 1;
+            return 0.0;
+        }
+        self.left -= data.len();
+        let e = shannon(data);
+        self.seen.insert(key, e);
+        e
+    }
+}
+
 /// The section as reported: name (COFF long names resolved), sizes, entropy of its raw data, flags.
-fn section_info(pe: &Pe<'_>, s: &SectionHeader) -> Section {
+fn section_info(pe: &Pe<'_>, s: &SectionHeader, budget: &mut SectionBudget) -> Section {
     Section {
         name: section_name(pe, s),
         name_raw_hex: crate::hex::encode(&s.name),
@@ -147,7 +200,7 @@ fn section_info(pe: &Pe<'_>, s: &SectionHeader) -> Section {
         virtual_size: s.virtual_size,
         raw_pointer: s.pointer_to_raw_data,
         raw_size: s.size_of_raw_data,
-        entropy: shannon(pe.section_data(s)),
+        entropy: budget.entropy(pe.section_data(s), pe.data),
         characteristics: s.characteristics,
         flags: section_flags(s.characteristics),
     }
@@ -519,6 +572,25 @@ mod tests {
         assert_eq!(rfc3339(254_123_393), "1978-01-20T05:49:53Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(4_294_967_295), "2106-02-07T06:28:15Z");
+    }
+
+    #[test]
+    fn section_entropy_is_budgeted() {
+        let file = vec![0xabu8; 1 << 20];
+        let mut b = SectionBudget::new(file.len());
+        // The same range a thousand times is read once.
+        for _ in 0..1000 {
+            assert_eq!(b.entropy(&file, &file), 0.0);
+        }
+        assert_eq!(b.skipped, 0);
+        // Distinct overlapping ranges stop once 4x the file (+16 MiB) has been read.
+        let mut read = 0;
+        for i in 0..100 {
+            b.entropy(&file[i..], &file);
+            read += 1;
+        }
+        assert!(b.skipped > 0 && b.skipped < read, "{} skipped", b.skipped);
+        assert_eq!(b.entropy(&[], &file), 0.0);
     }
 
     #[test]
