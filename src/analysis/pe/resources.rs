@@ -51,6 +51,15 @@ pub fn walk(pe: &Pe<'_>, rva: u32, anomalies: &mut Vec<Anomaly>) -> Tree {
         }
         tree.depth = tree.depth.max(level);
         let Some(head) = rva.checked_add(off).and_then(|r| pe.get_data(r, 16)).filter(|d| d.len() == 16) else {
+            if off == 0 {
+                // The root itself is missing: there is nothing to hand to goblin.
+                anomalies.push(Anomaly::limiting(
+                    "resource-directory-invalid",
+                    format!("the resource directory at RVA 0x{rva:x} lies outside the file; resources were not read"),
+                ));
+                tree.unsound = true;
+                break;
+            }
             anomalies.push(Anomaly::new(
                 "resource-directory-invalid",
                 format!("a resource directory at offset 0x{off:x} lies outside the file"),
