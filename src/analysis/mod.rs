@@ -127,6 +127,11 @@ fn mz_anomaly(data: &[u8]) -> Anomaly {
     }
 }
 
+thread_local! {
+    /// Set while a parser runs under [`guarded`], whose panics are recovered and reported as anomalies.
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Run a parser, turning a panic into an anomaly that limits the analysis.
 pub(crate) fn guarded<T>(
     what: &str,
@@ -134,7 +139,9 @@ pub(crate) fn guarded<T>(
     f: impl FnOnce(&mut Vec<Anomaly>) -> T,
 ) -> Option<T> {
     let mut local = Vec::new();
+    let outer = GUARDED.with(|g| g.replace(true));
     let result = panic::catch_unwind(AssertUnwindSafe(|| f(&mut local)));
+    GUARDED.with(|g| g.set(outer));
     anomalies.append(&mut local);
     match result {
         Ok(v) => Some(v),
@@ -159,13 +166,11 @@ pub(crate) fn guarded<T>(
 /// Silence the default panic hook's message for panics that `guarded` recovers from, keeping it for others.
 ///
 /// A recovered parser panic is reported as an anomaly; printing "thread panicked at …" to stderr as well
-/// would read like a crash.
+/// would read like a crash. Any other panic is a bug and is printed as usual.
 pub fn install_quiet_panic_hook() {
     let default = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        let from_dependency =
-            info.location().is_some_and(|l| l.file().contains("/.cargo/registry/") || l.file().contains("goblin"));
-        if !from_dependency {
+        if !GUARDED.with(|g| g.get()) {
             default(info);
         }
     }));
