@@ -70,11 +70,12 @@ impl Lanes {
         *w = (*w & !(0xff << shift)) | (u64::from(v) << shift);
     }
 
-    /// `sum_hash(c, h)` for every lane (a fixed-length loop the compiler turns into vector code).
+    /// `sum_hash(c, h)` for every lane of the first `W` words (a fixed-length loop the compiler turns into
+    /// vector code).
     #[inline(always)]
-    fn step(&mut self, c: u8) {
+    fn step<const W: usize>(&mut self, c: u8) {
         let cb = u64::from(c & 0x3f) * BYTES;
-        for w in &mut self.0 {
+        for w in &mut self.0[..W] {
             let h = *w;
             let m = ((h << 4) & (0x30 * BYTES)) + ((h << 1) & (0x3e * BYTES)) + h;
             *w = (m ^ cb) & (0x3f * BYTES);
@@ -168,6 +169,18 @@ impl Ssdeep {
 
     /// Feed bytes (in any number of pieces).
     pub fn update(&mut self, data: &[u8]) {
+        // Only the lanes up to `bh_end_limit` can ever be forked, so a small input needs one word of lanes
+        // instead of four.
+        match self.bh_end_limit / 8 + 1 {
+            1 => self.update_words::<1>(data),
+            2 => self.update_words::<2>(data),
+            3 => self.update_words::<3>(data),
+            _ => self.update_words::<4>(data),
+        }
+    }
+
+    /// [`Ssdeep::update`] with `W` words of lanes.
+    fn update_words<const W: usize>(&mut self, data: &[u8]) {
         // The rolling hash lives in locals for the loop (the compiler cannot keep fields of `self` in
         // registers across the calls below).
         let (mut h1, mut h2, mut h3) = (self.h1, self.h2, self.h3);
@@ -183,8 +196,8 @@ impl Ssdeep {
 
             // Every lane is updated: a lane below `bh_start` is never read again, and one at or above
             // `bh_end` is overwritten when its block hash is forked, so the extra lanes change nothing.
-            self.h.step(c);
-            self.half_h.step(c);
+            self.h.step::<W>(c);
+            self.half_h.step::<W>(c);
             if self.need_last_h {
                 self.last_h = sum_hash(c, self.last_h);
             }
@@ -334,7 +347,7 @@ mod tests {
             scalar[i] = (k * 7 % 64) as u8;
         }
         for c in [0u8, 1, 0x3f, 0x40, 0xff, 0x9c] {
-            l.step(c);
+            l.step::<4>(c);
             for h in &mut scalar {
                 *h = sum_hash(c, *h);
             }
