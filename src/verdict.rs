@@ -134,11 +134,10 @@ pub fn decide(report: &Report) -> Verdict {
         }
     }
     if !malformed.is_empty() {
-        let ids = malformed;
         reasons.push(Reason::file(
             "malformed-header",
             Level::Suspicious,
-            format!("the executable's structure is damaged or crafted: {}", ids.join(", ")),
+            format!("the executable's structure is damaged or crafted: {}", malformed.join(", ")),
         ));
     }
     if let Some(pe) = &report.pe {
@@ -156,15 +155,22 @@ pub fn decide(report: &Report) -> Verdict {
 
     // Strongest first; the sort is stable, so equal levels keep the order they were found in.
     reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
+    let level = level_of(&reasons, report.fully_analysed && report.error.is_none());
+    Verdict { level, reasons }
+}
+
+/// The overall level from the reasons: the worst one from `suspicious` up; else `good` when a reason
+/// supports it and the file was fully analysed; else `unknown`. Informative reasons (level `unknown`) neither
+/// make a file good nor stop a good reason from counting.
+pub fn level_of(reasons: &[Reason], fully_analysed: bool) -> Level {
     let worst = reasons.iter().map(|r| r.level).max().unwrap_or(Level::Unknown);
-    let level = if worst >= Level::Suspicious {
+    if worst >= Level::Suspicious {
         worst
-    } else if worst == Level::Good && report.fully_analysed && report.error.is_none() {
+    } else if fully_analysed && reasons.iter().any(|r| r.level == Level::Good) {
         Level::Good
     } else {
         Level::Unknown
-    };
-    Verdict { level, reasons }
+    }
 }
 
 /// Anomalies of an MZ file that show a damaged PE rather than a DOS program.
@@ -474,6 +480,26 @@ mod tests {
             assert_eq!(v.level, *level, "{name}: {v:?}");
             assert_eq!(ids(&v), *want, "{name}");
         }
+    }
+
+    /// A reason supporting `good` (from a data source, in later versions) makes the file good when nothing
+    /// worse is found and the file was fully analysed; informative reasons do not get in its way.
+    #[test]
+    fn a_good_reason_counts_only_when_nothing_worse_is_found() {
+        let r = |id: &str, level| Reason { id: id.into(), level, message: "x".into(), source: "test".into() };
+        let good = r("known-good", Level::Good);
+        let info = r("checksum-mismatch", Level::Unknown);
+        let bad = r("packed", Level::Suspicious);
+        assert_eq!(level_of(&[good.clone(), info.clone()], true), Level::Good);
+        assert_eq!(
+            level_of(&[good.clone(), info.clone()], false),
+            Level::Unknown,
+            "never good when not fully analysed"
+        );
+        assert_eq!(level_of(&[good.clone(), bad], true), Level::Suspicious);
+        assert_eq!(level_of(&[info], true), Level::Unknown);
+        assert_eq!(level_of(&[], true), Level::Unknown);
+        assert_eq!(level_of(&[good, r("vulnerable-driver", Level::Vulnerable)], true), Level::Vulnerable);
     }
 
     #[test]
