@@ -386,6 +386,16 @@ fn pe_dna(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
         None => "no (native code)".to_string(),
     };
     c.row2("Packed", &packed, ".NET CLR", &dotnet);
+    let bits = if pe.magic == "PE32+" { "64-bit" } else { "32-bit" };
+    c.row(
+        "Build",
+        &format!(
+            "{bits} {} · {} subsystem · linker {}",
+            if pe.dotnet.as_ref().is_some_and(|d| d.il_only) { ".NET IL" } else { "native" },
+            subsystem_text(&pe.subsystem),
+            pe.linker_version
+        ),
+    );
     let m = &pe.mitigations;
     let mit = format!(
         "ASLR {}  high-entropy VA {}  NX {}  CFG {}  no-SEH {}  force-integrity {}",
