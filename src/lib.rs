@@ -18,10 +18,13 @@ pub mod cli;
 pub mod entropy;
 pub mod hashing;
 pub mod hex;
+pub mod masquerade;
 pub mod pipeline;
 pub mod report;
+pub mod reputation;
 pub mod sample;
 pub mod ssdeep;
+pub mod store;
 pub mod term;
 #[cfg(test)]
 mod test_vectors;

@@ -52,7 +52,7 @@ pub fn check(input: &Input, opts: &Options) -> Report {
         }
         Err(e) => report.error = Some(e.to_string()),
     }
-    report.verdict = verdict::decide(&report);
+    report.verdict = verdict::decide(&report, &crate::reputation::local_evidence(&report));
     report
 }
 
@@ -60,7 +60,7 @@ pub fn check(input: &Input, opts: &Options) -> Report {
 pub fn report_from_bytes(path: &str, data: &[u8]) -> Report {
     let mut report = Report { path: path.to_string(), ..Default::default() };
     fill_from_bytes(&mut report, data);
-    report.verdict = verdict::decide(&report);
+    report.verdict = verdict::decide(&report, &crate::reputation::local_evidence(&report));
     report
 }
 

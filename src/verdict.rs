@@ -15,7 +15,8 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Format, PeInfo, Report};
+use crate::report::{Format, PeInfo, Report, StoreMatch};
+use crate::store::{Class, DigestKind};
 
 /// Ordered verdict level: `good` < `unknown` < `suspicious` < `vulnerable` < `malicious`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -74,15 +75,52 @@ pub struct Reason {
     pub level: Level,
     /// One line for humans.
     pub message: String,
-    /// Where the fact comes from: `file` (computed from the file's bytes) or a data source.
+    /// Where the fact comes from: `file` (computed from the file's bytes) or a data source (`loldrivers`,
+    /// `nsrl`, `xcyclopedia`, …).
     pub source: String,
+    /// The data set version (or date) of the source, for a data source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
 }
 
 impl Reason {
     fn file(id: &str, level: Level, message: impl Into<String>) -> Reason {
-        Reason { id: id.to_string(), level, message: message.into(), source: "file".to_string() }
+        Reason { id: id.to_string(), level, message: message.into(), source: "file".to_string(), source_version: None }
+    }
+
+    fn data(id: &str, level: Level, message: impl Into<String>, source: &str, version: Option<&str>) -> Reason {
+        Reason {
+            id: id.to_string(),
+            level,
+            message: message.into(),
+            source: source.to_string(),
+            source_version: version.map(str::to_string),
+        }
     }
 }
+
+/// What is known about a file besides its own bytes: store matches and masquerading findings.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// Every store record that matched one of the file's digests.
+    pub matches: Vec<StoreMatch>,
+    /// Masquerading findings (a system binary's name with another binary's identity).
+    pub masquerade: Vec<MasqueradeFinding>,
+}
+
+/// One masquerading finding (see `crate::masquerade`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasqueradeFinding {
+    /// Stable id (`masquerade-original-name`, …).
+    pub id: String,
+    /// One line for humans.
+    pub message: String,
+}
+
+/// The data set the masquerading table was derived from.
+pub const MASQUERADE_SOURCE: &str = "xcyclopedia";
+/// Its version (commit and date of the xcyclopedia snapshot).
+pub const MASQUERADE_SOURCE_VERSION: &str = "b515c22 (2021-01-11)";
 
 /// The verdict on one file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -96,9 +134,11 @@ pub struct Verdict {
 /// Entropy above which executable code is considered compressed or encrypted.
 pub const HIGH_ENTROPY_CODE: f64 = 7.2;
 
-/// Decide the verdict from a report's facts (the report's own `verdict` is ignored).
-pub fn decide(report: &Report) -> Verdict {
+/// Decide the verdict from a report's facts and the evidence about it (the report's own `verdict` and
+/// `reputation` are ignored).
+pub fn decide(report: &Report, evidence: &Evidence) -> Verdict {
     let mut reasons = Vec::new();
+    evidence_reasons(evidence, &mut reasons);
 
     if let Some(err) = &report.error {
         reasons.push(Reason::file("analysis-error", Level::Unknown, format!("could not be analysed: {err}")));
@@ -157,6 +197,130 @@ pub fn decide(report: &Report) -> Verdict {
     reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
     let level = level_of(&reasons, report.fully_analysed && report.error.is_none());
     Verdict { level, reasons }
+}
+
+/// The verdict on a hash alone (`filerep lookup`): the store's evidence, no file facts.
+pub fn decide_evidence(evidence: &Evidence) -> Verdict {
+    let mut reasons = Vec::new();
+    evidence_reasons(evidence, &mut reasons);
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
+    let level = level_of(&reasons, true);
+    Verdict { level, reasons }
+}
+
+/// Reasons from the store and the masquerading table. Per source, the strongest class matched by a file hash or
+/// an authentihash gives one reason; an imphash match alone is weak evidence (suspicious for a malicious
+/// sample, informative otherwise); "known file" (NSRL, hashlookup) is informative, never good.
+fn evidence_reasons(evidence: &Evidence, reasons: &mut Vec<Reason>) {
+    use std::collections::BTreeMap;
+    // source -> (strong matches, imphash-only matches)
+    let mut by_source: BTreeMap<&str, (Vec<&StoreMatch>, Vec<&StoreMatch>)> = BTreeMap::new();
+    for m in &evidence.matches {
+        let e = by_source.entry(m.source.as_str()).or_default();
+        if m.matched_by == DigestKind::Imphash { e.1.push(m) } else { e.0.push(m) }
+    }
+    for (source, (strong, weak)) in by_source {
+        if let Some(best) = strong.iter().max_by_key(|m| m.class) {
+            reasons.push(match_reason(best, source));
+        } else if let Some(best) = weak.iter().max_by_key(|m| m.class) {
+            let level = if best.class == Class::Malicious { Level::Suspicious } else { Level::Unknown };
+            if best.class != Class::KnownGood && best.class != Class::KnownFile {
+                reasons.push(Reason::data(
+                    "imphash-match",
+                    level,
+                    format!(
+                        "imports identical to a {} sample{} (imphash {}; weak evidence: unrelated files share import tables)",
+                        best.class,
+                        describe(&best.meta).map(|d| format!(" ({d})")).unwrap_or_default(),
+                        best.digest
+                    ),
+                    source,
+                    version_of(best),
+                ));
+            }
+        }
+    }
+    for f in &evidence.masquerade {
+        reasons.push(Reason::data(
+            &f.id,
+            Level::Suspicious,
+            f.message.clone(),
+            MASQUERADE_SOURCE,
+            Some(MASQUERADE_SOURCE_VERSION),
+        ));
+    }
+}
+
+fn version_of(m: &StoreMatch) -> Option<&str> {
+    m.source_version.as_deref().or(m.source_date.as_deref())
+}
+
+/// "smss.exe, Windows Session Manager by Microsoft Corporation" from whatever the record says.
+fn describe(meta: &crate::store::Meta) -> Option<String> {
+    let name = meta.original_name.as_deref().or(meta.file_name.as_deref());
+    let mut parts = Vec::new();
+    if let Some(n) = name {
+        parts.push(n.to_string());
+    }
+    match (meta.description.as_deref().or(meta.product.as_deref()), meta.company.as_deref()) {
+        (Some(d), Some(c)) => parts.push(format!("{d} by {c}")),
+        (Some(d), None) => parts.push(d.to_string()),
+        (None, Some(c)) => parts.push(format!("by {c}")),
+        (None, None) => {}
+    }
+    if let Some(f) = meta.family.as_deref() {
+        parts.push(f.to_string());
+    }
+    if let Some(p) = meta.package.as_deref() {
+        parts.push(format!("in {p}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn match_reason(m: &StoreMatch, source: &str) -> Reason {
+    let what = describe(&m.meta).map(|d| format!(": {d}")).unwrap_or_default();
+    let by = if m.matched_by.is_file_hash() {
+        format!("file {}", m.matched_by)
+    } else {
+        format!("{} (the signed image, whatever the signature or overlay)", m.matched_by)
+    };
+    let version = version_of(m);
+    match m.class {
+        Class::Malicious => Reason::data(
+            "known-malicious",
+            Level::Malicious,
+            format!("known malware{what}; matched by {by}"),
+            source,
+            version,
+        ),
+        Class::Vulnerable => Reason::data(
+            "known-vulnerable",
+            Level::Vulnerable,
+            format!("a known vulnerable file (legitimate but abusable){what}; matched by {by}"),
+            source,
+            version,
+        ),
+        Class::KnownGood => {
+            Reason::data("known-good", Level::Good, format!("known good{what}; matched by {by}"), source, version)
+        }
+        Class::KnownFile => {
+            let how = if m.probabilistic {
+                format!(
+                    "probably in the known-files set (Bloom filter, false-positive rate {})",
+                    m.false_positive_rate.map(|p| format!("{p:e}")).unwrap_or_else(|| "unknown".into())
+                )
+            } else {
+                format!("known published software{what}")
+            };
+            Reason::data(
+                "known-file",
+                Level::Unknown,
+                format!("{how}; matched by {by}; known is not the same as safe"),
+                source,
+                version,
+            )
+        }
+    }
 }
 
 /// The overall level from the reasons: the worst one from `suspicious` up; else `good` when a reason
@@ -476,7 +640,7 @@ mod tests {
         for (name, edit, level, want) in cases {
             let mut r = pe_report();
             edit(&mut r);
-            let v = decide(&r);
+            let v = decide(&r, &Evidence::default());
             assert_eq!(v.level, *level, "{name}: {v:?}");
             assert_eq!(ids(&v), *want, "{name}");
         }
@@ -486,7 +650,13 @@ mod tests {
     /// worse is found and the file was fully analysed; informative reasons do not get in its way.
     #[test]
     fn a_good_reason_counts_only_when_nothing_worse_is_found() {
-        let r = |id: &str, level| Reason { id: id.into(), level, message: "x".into(), source: "test".into() };
+        let r = |id: &str, level| Reason {
+            id: id.into(),
+            level,
+            message: "x".into(),
+            source: "test".into(),
+            source_version: None,
+        };
         let good = r("known-good", Level::Good);
         let info = r("checksum-mismatch", Level::Unknown);
         let bad = r("packed", Level::Suspicious);
@@ -507,8 +677,8 @@ mod tests {
         let mut r = pe_report();
         r.pe.as_mut().unwrap().checksum = crate::report::Checksum { header: 1, computed: 2, matches: false };
         r.pe.as_mut().unwrap().sections[0].characteristics |= 0x8000_0000;
-        let v = decide(&r);
+        let v = decide(&r, &Evidence::default());
         assert_eq!(ids(&v), ["writable-executable-section", "checksum-mismatch"]);
-        assert_ne!(decide(&pe_report()).level, Level::Good);
+        assert_ne!(decide(&pe_report(), &Evidence::default()).level, Level::Good);
     }
 }

@@ -54,6 +54,9 @@ pub struct Args {
     /// Files checked at once (default: the number of CPUs).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Judge from the file alone: do not open the reputation store.
+    #[arg(long)]
+    pub no_store: bool,
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -82,7 +85,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Run `check`; returns the exit status.
-pub fn run(args: &Args, color: bool) -> Result<u8> {
+pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8> {
     let format = if args.json { OutputFormat::Json } else { args.format };
     let inputs: Vec<Input> = args.files.iter().map(|f| Input::from_arg(f)).collect();
     if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
@@ -99,13 +102,38 @@ pub fn run(args: &Args, color: bool) -> Result<u8> {
             .min(inputs.len())
     };
 
+    // The store is opened once, on this thread, which also prints: lookups take microseconds.
+    let store = if args.no_store {
+        None
+    } else {
+        match crate::store::sqlite::resolve_path(db) {
+            Ok(path) => match crate::store::sqlite::SqliteStore::open(&path, crate::store::sqlite::Mode::Read) {
+                Ok(store) => Some(store),
+                // A store that cannot be created here (a read-only home, another user's data directory) is
+                // no reason to refuse an answer; a store that exists but is damaged, busy or too new is.
+                Err(e @ crate::store::sqlite::Error::Io { .. }) if !path.exists() => {
+                    super::warn_line(&format!("{e}; judging from the files alone"));
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            },
+            // No HOME and no FILEREP_DB: still answer from the file, and say why the store is missing.
+            Err(e) => {
+                super::warn_line(&format!("{e}; judging from the files alone"));
+                None
+            }
+        }
+    };
     let mut stdout = io::stdout().lock();
     let mut worst_hit = false;
     let mut errors = false;
     let mut all_reports = Vec::new();
     let card_opts = card::Options { color, all_imports: args.all };
 
-    let mut emit = |report: Report, out: &mut io::StdoutLock<'_>| -> io::Result<()> {
+    let mut emit = |mut report: Report, out: &mut io::StdoutLock<'_>| -> Result<()> {
+        if let Some(store) = &store {
+            crate::reputation::consult(store, &mut report)?;
+        }
         if let Some(err) = &report.error {
             errors = true;
             error_line(&format!("{}: {err}", report.path));
@@ -155,9 +183,9 @@ pub fn run(args: &Args, color: bool) -> Result<u8> {
                 pending.insert(i, report);
                 while let Some(r) = pending.remove(&want) {
                     if let Err(e) = emit(r, &mut stdout) {
-                        // Stop the workers from starting new files, then report the write error.
+                        // Stop the workers from starting new files, then report the error.
                         next.store(usize::MAX / 2, Ordering::Relaxed);
-                        return Err(e.into());
+                        return Err(e);
                     }
                     want += 1;
                 }

@@ -7,6 +7,8 @@
 //! * 130: interrupted.
 
 pub mod check;
+pub mod db;
+pub mod lookup;
 
 use std::ffi::OsString;
 use std::io;
@@ -39,6 +41,10 @@ pub struct Cli {
     /// When to colour the output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
+    /// The reputation store (default: $FILEREP_DB, else $XDG_DATA_HOME/filerep/store.sqlite); created on
+    /// first use.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +55,15 @@ pub enum Command {
     /// Hash and analyse files and show a verdict card for each (`-` reads standard input).
     #[command(after_help = EXIT_HELP)]
     Check(check::Args),
+    /// Look hashes up in the reputation store, without a file (`-` reads them from standard input).
+    #[command(after_help = EXIT_HELP)]
+    Lookup(lookup::Args),
+    /// Manage the reputation store: import feeds, show, add, remove, verify.
+    Db {
+        /// What to do.
+        #[command(subcommand)]
+        command: db::DbCommand,
+    },
 }
 
 /// Run the program with these arguments and return the exit status.
@@ -66,7 +81,9 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
     exit_130_on_sigint();
     let color = cli.color.resolve_for_stdout();
     let result = match cli.command {
-        Command::Check(args) => check::run(&args, color),
+        Command::Check(args) => check::run(&args, cli.db.as_deref(), color),
+        Command::Lookup(args) => lookup::run(&args, cli.db.as_deref(), color),
+        Command::Db { command } => db::run(&command, cli.db.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -101,6 +118,15 @@ fn exit_130_on_sigint() {}
 /// A closed stdout (`filerep check … | head -1`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// Print one warning line to stderr: `filerep: warning: …`.
+pub fn warn_line(msg: &str) {
+    let msg = crate::term::sanitize(msg);
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("filerep: warning: {msg}");
+    }
 }
 
 /// Print one diagnostic line to stderr: `filerep: error: …`.

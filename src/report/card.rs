@@ -174,9 +174,141 @@ pub fn render(report: &Report, opts: &Options) -> String {
         c.row("Entropy", &report.entropy.map(|e| format!("{e:.2} bits/byte")).unwrap_or_else(|| "-".into()));
     }
     anomalies(&mut c, report);
-    c.one_line_section("Reputation", "no store yet: this version judges from the file alone, offline");
+    reputation(&mut c, report.reputation.as_ref());
     c.out.push('\n');
     c.out
+}
+
+/// The card of a `filerep lookup` answer: the verdict and what the store knows, no file facts.
+pub fn render_lookup(l: &super::LookupReport, opts: &Options) -> String {
+    let mut c = Card { out: String::new(), opts };
+    let right = format!("{} lookup", l.kind);
+    let left = pad(&l.query, WIDTH - right.len());
+    let bold = c.paint(Style::Bold, left.trim_end());
+    let gap = " ".repeat(left.len() - left.trim_end().len());
+    c.line(&format!("{bold}{gap}{right}"));
+    c.line(&"─".repeat(WIDTH));
+    verdict_lines(&mut c, &l.verdict, false);
+    if let Some(m) = l.reputation.matches.iter().find(|m| !m.meta.is_empty()) {
+        c.heading("Details (from the store)");
+        let meta = &m.meta;
+        let val = |o: &Option<String>| o.as_deref().map(|s| v(s).into_owned()).unwrap_or_else(|| "-".into());
+        c.row("Publisher", &val(&meta.company));
+        c.row2("Product", &val(&meta.product), "Original name", &val(&meta.original_name));
+        c.row2("Description", &val(&meta.description), "File name", &val(&meta.file_name));
+        c.row2("File version", &val(&meta.file_version), "Product version", &val(&meta.product_version));
+        if let Some(sz) = meta.size {
+            c.row("Size", &format!("{} bytes", thousands(sz)));
+        }
+    }
+    reputation(&mut c, Some(&l.reputation));
+    c.out.push('\n');
+    c.out
+}
+
+fn source_label(name: &str, version: Option<&str>, date: Option<&str>) -> String {
+    match version.or(date) {
+        Some(ver) => format!("{name} {ver}"),
+        None => name.to_string(),
+    }
+}
+
+fn reputation(c: &mut Card<'_>, rep: Option<&super::Reputation>) {
+    let Some(rep) = rep else {
+        c.one_line_section("Reputation", "store not consulted (--no-store): judged from the file alone");
+        return;
+    };
+    if rep.sources.is_empty() {
+        c.one_line_section(
+            "Reputation",
+            "the store is empty: import feeds with `filerep db import` (see `filerep db info`)",
+        );
+        return;
+    }
+    let mut parts = Vec::new();
+    for s in &rep.sources {
+        let label = source_label(&s.name, s.version.as_deref(), s.date.as_deref());
+        let best = rep.matches.iter().filter(|m| m.source == s.name).max_by_key(|m| m.class);
+        let what = match best {
+            Some(m) if m.matched_by == crate::store::DigestKind::Imphash => format!("imphash only: {}", m.class),
+            Some(m) if m.probabilistic => "known file (Bloom filter)".to_string(),
+            Some(m) => m.class.to_string(),
+            None => "no match".to_string(),
+        };
+        let what = match best.map(|m| m.class) {
+            Some(crate::store::Class::Malicious | crate::store::Class::Vulnerable) => c.paint(Style::Bad, &what),
+            Some(crate::store::Class::KnownGood) => c.paint(Style::Good, &what),
+            _ => what,
+        };
+        parts.push(format!("{} ({what})", v(&label)));
+    }
+    c.heading("Reputation");
+    // One source a line: the list grows with the store.
+    for (i, p) in parts.iter().enumerate() {
+        c.row(if i == 0 { "Sources" } else { "" }, p);
+    }
+    for m in rep.matches.iter().filter(|m| !m.meta.is_empty()).take(8) {
+        let meta = &m.meta;
+        let mut facts = Vec::new();
+        for f in [
+            &meta.original_name,
+            &meta.file_name,
+            &meta.description,
+            &meta.company,
+            &meta.file_version,
+            &meta.family,
+            &meta.signer,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !facts.contains(f) {
+                facts.push(f.clone());
+            }
+        }
+        let line = format!("{}: {} by {} · {}", m.source, m.class, m.matched_by, facts.join(" · "));
+        c.row("Match", &clip(&v(&line), WIDTH - VALUE_COL));
+    }
+    if let Some(p) = &rep.typical_path {
+        c.row("Typical path", &clip(&v(p), WIDTH - VALUE_COL));
+    }
+    if !rep.relationships.packages.is_empty() {
+        c.row("In packages", &clip(&v(&rep.relationships.packages.join("; ")), WIDTH - VALUE_COL));
+    }
+    if rep.additional_versions.is_empty() {
+        c.row("Other versions", "none in the store");
+    } else {
+        c.heading(&format!("Additional versions ({} in the store)", rep.additional_versions.len()));
+        for o in &rep.additional_versions {
+            let ver = o.file_version.as_deref().unwrap_or("-");
+            let line =
+                format!("{}  {}  {} ({}, {})", pad(&clip(&v(ver), 22), 22), o.hash, o.hash_kind, o.source, o.class);
+            c.line(&format!("   {}", clip(&line, WIDTH - 3)));
+        }
+    }
+    let libs = &rep.relationships.libraries;
+    if !libs.is_empty() {
+        c.heading(&format!(
+            "Relationships (imports {} librar{} the store knows)",
+            libs.len(),
+            if libs.len() == 1 { "y" } else { "ies" }
+        ));
+        for l in libs.iter().take(12) {
+            let classes: Vec<&str> = l.classes.iter().map(|c| c.as_str()).collect();
+            let line = format!(
+                "{}{} record{} · {} · {}",
+                pad(&v(&l.name), 34),
+                l.records,
+                if l.records == 1 { "" } else { "s" },
+                classes.join(", "),
+                l.sources.join(", ")
+            );
+            c.line(&format!("   {}", clip(&line, WIDTH - 3)));
+        }
+        if libs.len() > 12 {
+            c.line(&format!("   … and {} more", libs.len() - 12));
+        }
+    }
 }
 
 fn title(c: &mut Card<'_>, r: &Report) {
@@ -240,8 +372,12 @@ fn pe_kind(pe: &PeInfo) -> &'static str {
 }
 
 fn verdict(c: &mut Card<'_>, r: &Report) {
-    let level = r.verdict.level;
-    let top = r.verdict.reasons.iter().find(|x| x.level == level);
+    verdict_lines(c, &r.verdict, r.error.is_some());
+}
+
+fn verdict_lines(c: &mut Card<'_>, verdict: &crate::verdict::Verdict, unreadable: bool) {
+    let level = verdict.level;
+    let top = verdict.reasons.iter().find(|x| x.level == level);
     let answer = match level {
         Level::Malicious => format!("Yes. Malicious: {}", top.map(|t| t.message.as_str()).unwrap_or("known bad")),
         Level::Vulnerable => {
@@ -251,10 +387,10 @@ fn verdict(c: &mut Card<'_>, r: &Report) {
             )
         }
         Level::Suspicious => {
-            let n = r.verdict.reasons.iter().filter(|x| x.level >= Level::Suspicious).count();
+            let n = verdict.reasons.iter().filter(|x| x.level >= Level::Suspicious).count();
             format!("Look closer. Suspicious: {n} warning sign{}, below.", if n == 1 { "" } else { "s" })
         }
-        Level::Unknown if r.error.is_some() => "Cannot tell: the file could not be read.".to_string(),
+        Level::Unknown if unreadable => "Cannot tell: the file could not be read.".to_string(),
         Level::Unknown => "Cannot tell yet. Unknown: nothing here marks it as good or bad.".to_string(),
         Level::Good => format!("No. Known good{}", top.map(|t| format!(": {}", t.message)).unwrap_or_default()),
     };
@@ -267,7 +403,7 @@ fn verdict(c: &mut Card<'_>, r: &Report) {
     let q = c.paint(Style::Bold, "Should I block it?");
     let a = c.paint(style, &v(&answer));
     c.line(&format!(" {q}  {a}"));
-    for reason in &r.verdict.reasons {
+    for reason in &verdict.reasons {
         let (mark, style) = match reason.level {
             Level::Good => ("+", Style::Good),
             Level::Unknown => ("·", Style::Dim),
@@ -277,7 +413,13 @@ fn verdict(c: &mut Card<'_>, r: &Report) {
         let mark = c.paint(style, mark);
         let id = pad(&reason.id, 30);
         let msg = v(&reason.message);
-        c.line(&format!("   {mark} {id}{msg}"));
+        let from = if reason.source == "file" {
+            String::new()
+        } else {
+            let label = source_label(&reason.source, reason.source_version.as_deref(), None);
+            format!("  {}", c.paint(Style::Dim, &format!("({})", v(&label))))
+        };
+        c.line(&format!("   {mark} {id}{msg}{from}"));
     }
 }
 

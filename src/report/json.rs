@@ -29,9 +29,33 @@ pub fn schema() -> String {
     s
 }
 
+/// The JSON Schema of the `filerep lookup --json` document, generated from the types.
+pub fn lookup_schema() -> String {
+    let schema = schemars::schema_for!(super::LookupDocument);
+    let mut s = serde_json::to_string_pretty(&schema).expect("schema serialises");
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The same drift check for the lookup document (`schema/lookup.schema.json`).
+    #[test]
+    fn lookup_schema_has_not_drifted() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/lookup.schema.json");
+        let generated = lookup_schema();
+        if std::env::var_os("FILEREP_UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "schema/lookup.schema.json is out of date with the types; regenerate it with \
+             FILEREP_UPDATE_SCHEMA=1 cargo test schema_has_not_drifted"
+        );
+    }
 
     /// The committed schema must equal the one generated from the types: a change to the report types
     /// must come with a regenerated `schema/report.schema.json`

@@ -12,6 +12,7 @@ pub mod json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::store::{Class, DigestKind, Meta};
 use crate::verdict::Verdict;
 
 /// The version of the JSON contract; raised only on a breaking change.
@@ -57,6 +58,9 @@ pub struct Report {
     pub macho: Option<MachoInfo>,
     /// Everything odd found while parsing, in the order found.
     pub anomalies: Vec<Anomaly>,
+    /// What the reputation store knows (null when no store was consulted: `--no-store`, or no digest).
+    #[serde(default)]
+    pub reputation: Option<Reputation>,
     /// The verdict and its reasons.
     pub verdict: Verdict,
     /// Null, or a one-line reason why the file could not be analysed at all.
@@ -538,4 +542,126 @@ pub struct MachoSlice {
     pub min_os: Option<String>,
     /// Number of load commands.
     pub load_commands: u32,
+}
+
+// ---------------------------------------------------------------------------------------- reputation
+
+/// What the reputation store knows about a file (or a looked-up hash).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Reputation {
+    /// The store that was consulted (its path).
+    pub store: String,
+    /// Every source (feed) in the store when it was consulted, matched or not.
+    pub sources: Vec<SourceRef>,
+    /// Every record that matched one of the file's digests, strongest class first.
+    pub matches: Vec<StoreMatch>,
+    /// Where this file usually lives, from the matched records (or null).
+    pub typical_path: Option<String>,
+    /// Other files in the store with the same original name (or product), with their versions.
+    pub additional_versions: Vec<OtherVersion>,
+    /// Libraries it imports that the store knows, and packages that contain it.
+    pub relationships: Relationships,
+}
+
+/// A source in the store.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SourceRef {
+    /// The source name.
+    pub name: String,
+    /// Its feed format (`manual` for hashes added with `db add`).
+    pub format: String,
+    /// Its data set version.
+    pub version: Option<String>,
+    /// Its data set date.
+    pub date: Option<String>,
+}
+
+/// One store record that matched.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct StoreMatch {
+    /// The source (feed) name: `loldrivers`, `malwarebazaar`, `nsrl`, …, or a user's own source.
+    pub source: String,
+    /// The data set version of the source, as imported.
+    pub source_version: Option<String>,
+    /// The data set date of the source, as imported.
+    pub source_date: Option<String>,
+    /// What the source says the file is.
+    pub class: Class,
+    /// Which digest matched (a file hash, an authentihash, or the imphash: weak evidence).
+    pub matched_by: DigestKind,
+    /// The digest that matched (lower-case hex).
+    pub digest: String,
+    /// True for a Bloom filter hit: probably present (false-positive rate `false_positive_rate`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub probabilistic: bool,
+    /// The Bloom filter's false-positive rate (only for a probabilistic match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_positive_rate: Option<f64>,
+    /// What the source says about the file.
+    pub meta: Meta,
+}
+
+/// Another version of the same file (same original name or product), as the store knows it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct OtherVersion {
+    /// The source.
+    pub source: String,
+    /// What the source says it is.
+    pub class: Class,
+    /// Its strongest file digest's kind.
+    pub hash_kind: DigestKind,
+    /// Its strongest file digest (lower-case hex).
+    pub hash: String,
+    /// Its file version.
+    pub file_version: Option<String>,
+    /// Its product.
+    pub product: Option<String>,
+    /// Where it was found.
+    pub path: Option<String>,
+}
+
+/// What the file is related to.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Relationships {
+    /// Libraries the file imports that the store has records of.
+    pub libraries: Vec<KnownLibrary>,
+    /// Packages that contain the file (from NSRL and hashlookup records).
+    pub packages: Vec<String>,
+}
+
+/// An imported library the store knows by name.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct KnownLibrary {
+    /// The library name (lower case).
+    pub name: String,
+    /// Records with that name in the store (all versions, all sources; counted up to a cap of 1,000).
+    pub records: u64,
+    /// The classes of those records (sorted, distinct).
+    pub classes: Vec<Class>,
+    /// The sources of those records (sorted, distinct).
+    pub sources: Vec<String>,
+}
+
+/// The answer to `filerep lookup` for one hash: what the store knows, and the verdict from that alone.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LookupReport {
+    /// The hash as given (lower-cased).
+    pub query: String,
+    /// The kind of digest it was looked up as.
+    pub kind: DigestKind,
+    /// What the store knows.
+    pub reputation: Reputation,
+    /// The verdict from the store's evidence alone.
+    pub verdict: Verdict,
+}
+
+/// The top-level `filerep lookup --json` document.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct LookupDocument {
+    /// Version of this JSON contract.
+    pub schema_version: u32,
+    /// Version of the filerep binary that wrote the document.
+    pub filerep_version: String,
+    /// One answer per hash, in argument order.
+    pub lookups: Vec<LookupReport>,
 }

@@ -783,7 +783,7 @@ fn no_permission_exits_2() {
         let out = std::process::Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
             .arg(&bin)
-            .args(["check", "--json", "secret.exe"])
+            .args(["check", "--json", "--no-store", "secret.exe"])
             .current_dir(dir.path())
             .env("NO_COLOR", "1")
             .output()

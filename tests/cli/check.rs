@@ -138,6 +138,7 @@ fn stdin_is_read_with_dash() {
     let t = TempDir::new().unwrap();
     let data = damaged_mz();
     let mut child = Command::new(bin())
+        .env("FILEREP_DB", "filerep-store.sqlite")
         .current_dir(t.path())
         .args(["check", "--json", "-"])
         .stdin(Stdio::piped())
@@ -191,6 +192,7 @@ fn interrupted_exits_130() {
     let t = TempDir::new().unwrap();
     // `check -` waits on a standard input that never ends; SIGINT must end it with 130.
     let mut child = Command::new(bin())
+        .env("FILEREP_DB", "filerep-store.sqlite")
         .current_dir(t.path())
         .args(["check", "-"])
         .stdin(Stdio::piped())
@@ -221,7 +223,7 @@ fn closed_stdout_is_not_an_error() {
     let t = TempDir::new().unwrap();
     let f = write(t.path(), "a.bin", &[7u8; 1000]);
     let mut cmd = Command::new(bin());
-    cmd.current_dir(t.path()).args(["check", "--format", "jsonl", "-j", "1"]);
+    cmd.env("FILEREP_DB", "filerep-store.sqlite").current_dir(t.path()).args(["check", "--format", "jsonl", "-j", "1"]);
     for _ in 0..400 {
         cmd.arg(&f);
     }
@@ -237,7 +239,12 @@ fn closed_stdout_is_not_an_error() {
 #[test]
 fn stdin_can_be_named_only_once() {
     let t = TempDir::new().unwrap();
-    let out =
-        Command::new(bin()).current_dir(t.path()).args(["check", "-", "-"]).stdin(Stdio::null()).output().unwrap();
+    let out = Command::new(bin())
+        .env("FILEREP_DB", "filerep-store.sqlite")
+        .current_dir(t.path())
+        .args(["check", "-", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

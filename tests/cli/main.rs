@@ -9,4 +9,5 @@ mod check;
 mod conformance;
 mod mutation;
 mod snapshots;
+mod store;
 mod support;

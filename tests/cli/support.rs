@@ -7,10 +7,15 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
-/// A `filerep` command with a clean environment (`NO_COLOR`, no user config) in `dir`.
+/// A `filerep` command with a clean environment (`NO_COLOR`, no user config) in `dir`, with its own empty
+/// store (`FILEREP_DB`, relative to `dir` so that its path in the output is stable).
 pub fn filerep(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("filerep").expect("the filerep binary is built");
-    cmd.current_dir(dir).env_clear().env("NO_COLOR", "1").env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("FILEREP_DB", "filerep-store.sqlite");
     cmd
 }
 

@@ -1,0 +1,148 @@
+//! Evidence about a file beyond its own bytes, and the report's `reputation` section.
+//!
+//! Two kinds of evidence feed the verdict: what the file claims to be checked against the built-in table of
+//! Windows system binaries ([`local_evidence`]: masquerading, no store needed), and what the reputation store
+//! says about the file's digests ([`consult`]). This module gathers both, fills `Report::reputation` (matches,
+//! typical path, other versions, relationships) and re-decides the verdict with `verdict::decide`, which stays
+//! a pure function. It never prints and never touches the network.
+
+use std::collections::BTreeSet;
+
+use crate::report::{Relationships, Report, Reputation, SourceRef};
+use crate::store::sqlite::{self, SqliteStore, most_common, normalise_name};
+use crate::store::{Digest, DigestKind};
+use crate::verdict::{self, Evidence, MasqueradeFinding};
+
+/// Other versions listed at most.
+pub const MAX_OTHER_VERSIONS: usize = 10;
+/// Imported libraries looked up by name at most.
+pub const MAX_LIBRARIES: usize = 64;
+/// Packages listed at most.
+pub const MAX_PACKAGES: usize = 10;
+
+/// The last component of a report's path (`-` for standard input).
+fn file_name(report: &Report) -> &str {
+    report.path.rsplit(['/', '\\']).next().unwrap_or(&report.path)
+}
+
+/// Evidence that needs no store: masquerading, from the PE's version information and name.
+pub fn local_evidence(report: &Report) -> Evidence {
+    let mut ev = Evidence::default();
+    let Some(pe) = &report.pe else { return ev };
+    if report.path == "-" {
+        return ev;
+    }
+    let vi = pe.version_info.as_ref();
+    let claims = crate::masquerade::Claims {
+        file_name: file_name(report),
+        path: Some(&report.path),
+        original_name: vi.and_then(|v| v.original_filename.as_deref()),
+        company: vi.and_then(|v| v.company_name.as_deref()),
+        // The signer's subject arrives with Authenticode verification; until then nothing is claimed.
+        signer: None,
+    };
+    ev.masquerade = crate::masquerade::check(&claims)
+        .into_iter()
+        .map(|f| MasqueradeFinding { id: f.id.to_string(), message: f.message })
+        .collect();
+    ev
+}
+
+/// Every digest of the report the store is keyed by.
+pub fn digests_of(report: &Report) -> Vec<Digest> {
+    let h = &report.hashes;
+    let pairs = [
+        (DigestKind::Sha256, &h.sha256),
+        (DigestKind::Sha1, &h.sha1),
+        (DigestKind::Md5, &h.md5),
+        (DigestKind::AuthentihashSha256, &h.authentihash_sha256),
+        (DigestKind::AuthentihashSha1, &h.authentihash_sha1),
+        (DigestKind::Imphash, &h.imphash),
+    ];
+    pairs.into_iter().filter_map(|(k, v)| v.as_deref().and_then(|hex| Digest::parse_hex(k, hex).ok())).collect()
+}
+
+/// Consult the store about a report: fill `reputation` and decide the verdict again with all the evidence.
+/// A report whose file could not be read is left as it is.
+pub fn consult(store: &SqliteStore, report: &mut Report) -> Result<(), sqlite::Error> {
+    if report.error.is_some() {
+        return Ok(());
+    }
+    let digests = digests_of(report);
+    let mut evidence = local_evidence(report);
+    evidence.matches = store.lookup(&digests)?;
+
+    let own_name = report
+        .pe
+        .as_ref()
+        .and_then(|pe| pe.version_info.as_ref())
+        .and_then(|v| v.original_filename.as_deref())
+        .map(normalise_name);
+    let libraries: Vec<String> = report
+        .pe
+        .as_ref()
+        .map(|pe| {
+            let mut seen = BTreeSet::new();
+            pe.imports
+                .iter()
+                .chain(&pe.delay_imports)
+                .map(|i| i.library.to_lowercase())
+                .filter(|l| seen.insert(l.clone()))
+                .take(MAX_LIBRARIES)
+                .collect()
+        })
+        .unwrap_or_default();
+    let name_fallback = (report.path != "-").then(|| normalise_name(file_name(report)));
+    report.reputation = Some(build(store, &evidence, &digests, own_name.or(name_fallback), &libraries)?);
+    report.verdict = verdict::decide(report, &evidence);
+    Ok(())
+}
+
+/// The reputation section from the evidence: matches, typical path, other versions, relationships.
+pub fn build(
+    store: &SqliteStore,
+    evidence: &Evidence,
+    own: &[Digest],
+    name_key: Option<String>,
+    libraries: &[String],
+) -> Result<Reputation, sqlite::Error> {
+    let matches = &evidence.matches;
+    // Name for "other versions": the file's own original name, else what the strongest match calls it.
+    let key = name_key.or_else(|| {
+        matches.iter().find_map(|m| m.meta.original_name.as_deref().or(m.meta.file_name.as_deref())).map(normalise_name)
+    });
+    let additional_versions = match &key {
+        Some(k) if !k.is_empty() => store.versions_of(k, own, MAX_OTHER_VERSIONS)?,
+        _ => Vec::new(),
+    };
+    let typical_path = most_common(matches.iter().filter_map(|m| m.meta.path.as_deref())).or_else(|| {
+        // The built-in table knows where a Windows system binary lives; say so only when nothing disputes it.
+        let k = key.as_deref()?;
+        if !evidence.masquerade.is_empty() {
+            return None;
+        }
+        let known = crate::masquerade::known(k)?;
+        let dir = known.expected_dirs.first()?;
+        Some(format!("{dir}\\{k} (typical for {k}, xcyclopedia)"))
+    });
+    let mut packages = Vec::new();
+    for m in matches {
+        if let Some(p) = &m.meta.package {
+            if !packages.contains(p) && packages.len() < MAX_PACKAGES {
+                packages.push(p.clone());
+            }
+        }
+    }
+    Ok(Reputation {
+        store: store.path().display().to_string(),
+        sources: store
+            .active_feeds()
+            .into_iter()
+            .map(|f| SourceRef { name: f.source, format: f.format, version: f.version, date: f.date })
+            .collect(),
+        matches: matches.clone(),
+        typical_path,
+        additional_versions,
+        relationships: Relationships { libraries: store.known_names(libraries)?, packages },
+    })
+}

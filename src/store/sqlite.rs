@@ -1,0 +1,1424 @@
+//! The embedded store: a small SQLite catalogue (bundled SQLite, WAL) and one immutable SQLite file per
+//! imported feed version.
+//!
+//! Layout (schema version [`SCHEMA_VERSION`], migrated in order by [`MIGRATIONS`]):
+//! * `feeds` in the catalogue: one row per feed version (`source`, `format`, the data set's `version`/`date`,
+//!   counts, the digest kinds present, `state`, `location`). `state` is `staging` while an import runs,
+//!   `active` once visible (at most one per source), `retired` when replaced. Lookups read active rows only.
+//! * an imported version's data is the file `<store>.feeds/<id>.sqlite` (see [`super::build`]): a WITHOUT ROWID
+//!   table `d` keyed by `(kind, digest, record)` with the class in each row, and `r`, the records with metadata
+//!   (class, a lower-case name key for "other versions", the record's strongest file digest, the metadata as
+//!   JSON). A record without metadata (a plain hash list) has no `r` row: its digest rows point to record 0.
+//! * a source of the user's own (`db add`) lives in the catalogue itself, as tables `d{id}` and `r{id}` of the
+//!   same shape, edited in place.
+//!
+//! An import ([`SqliteStore::import`]) registers a `staging` row, builds the version's file (no journal: no
+//! one reads it yet), fsyncs it, and then switches the source's active version in ONE short transaction. A
+//! kill, a full disk or an abort at any point before that transaction leaves the previous version whole; the
+//! next writer that opens the store deletes what is left of unfinished (`staging`) and replaced (`retired`)
+//! versions. One writer at a time: a write open holds an exclusive `flock` on `<store>.lock` for as long as it
+//! lives, and every catalogue write is `BEGIN IMMEDIATE` with a busy timeout; readers are never blocked (WAL,
+//! and feed files that never change once visible).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use sha2::{Digest as _, Sha256};
+
+use super::bloom::BloomFilter;
+use super::build::{BuildError, FeedBuilder, insert_record};
+use super::feeds::{self, FeedFormat, FeedInfo, ParseOptions, Sink};
+use super::{Class, Digest, DigestKind, FeedRecord, Meta};
+use crate::report::{KnownLibrary, OtherVersion, StoreMatch};
+
+/// The schema version this build writes (SQLite `user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Schema migrations: `MIGRATIONS[i]` takes the store from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &["
+    CREATE TABLE feeds (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        source         TEXT NOT NULL,
+        format         TEXT NOT NULL,
+        version        TEXT,
+        date           TEXT,
+        imported_at    TEXT NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('staging', 'active', 'retired')),
+        records        INTEGER NOT NULL DEFAULT 0,
+        digests        INTEGER NOT NULL DEFAULT 0,
+        skipped        INTEGER NOT NULL DEFAULT 0,
+        content_sha256 TEXT,
+        location       TEXT,
+        fp_rate        REAL,
+        kinds          INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX feeds_one_active ON feeds (source) WHERE state = 'active';
+"];
+
+/// How long a writer waits for another writer before "store busy" (override: `FILEREP_BUSY_TIMEOUT_MS`).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Matches listed per digest and source at most (the empty file is in 600,000 NSRL packages).
+const MAX_MATCHES_PER_SOURCE: usize = 20;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another writer holds the store.
+    #[error("store busy: another filerep is writing to {path} (waited {waited_ms} ms); try again when it is done")]
+    Busy {
+        /// The store.
+        path: String,
+        /// How long we waited.
+        waited_ms: u128,
+    },
+    /// The disk (or the configured page cap) is full.
+    #[error("store full: no space left for {path}; the previous data is unchanged")]
+    Full {
+        /// The store.
+        path: String,
+    },
+    /// The file is not a store, or is damaged.
+    #[error("store {path} is damaged or not a filerep store: {why}")]
+    Corrupt {
+        /// The store.
+        path: String,
+        /// What SQLite said.
+        why: String,
+    },
+    /// A newer filerep wrote this store.
+    #[error(
+        "store {path} has schema version {found}; this filerep understands up to {SCHEMA_VERSION}: upgrade filerep"
+    )]
+    TooNew {
+        /// The store.
+        path: String,
+        /// Its version.
+        found: i64,
+    },
+    /// A file-system error (creating the directory, the lock file).
+    #[error("store {path}: {source}")]
+    Io {
+        /// The store.
+        path: String,
+        /// The error (in the message, not chained: one line says it once).
+        source: std::io::Error,
+    },
+    /// The feed could not be parsed.
+    #[error(transparent)]
+    Feed(#[from] feeds::Error),
+    /// A Bloom filter could not be opened or read.
+    #[error(transparent)]
+    Bloom(#[from] super::bloom::BloomError),
+    /// A request that makes no sense for the store's content.
+    #[error("{0}")]
+    Invalid(String),
+    /// Building a feed version's file failed.
+    #[error("{0}")]
+    Build(String),
+    /// Any other SQLite error.
+    #[error("store {path}: {source}")]
+    Sqlite {
+        /// The store.
+        path: String,
+        /// The error (in the message, not chained).
+        source: rusqlite::Error,
+    },
+}
+
+/// One feed version as `feeds` holds it.
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    /// Row id (also names the version's tables).
+    pub id: i64,
+    /// Source name.
+    pub source: String,
+    /// Feed format (`manual` for `db add`).
+    pub format: String,
+    /// Data set version.
+    pub version: Option<String>,
+    /// Data set date.
+    pub date: Option<String>,
+    /// When it was imported (RFC 3339 UTC).
+    pub imported_at: String,
+    /// Records with metadata.
+    pub records: i64,
+    /// Digest rows.
+    pub digests: i64,
+    /// Lines skipped as bad.
+    pub skipped: i64,
+    /// The Bloom filter file, for `hashlookup-bloom`.
+    pub location: Option<String>,
+    /// The Bloom filter's false-positive rate.
+    pub fp_rate: Option<f64>,
+    /// Digest kinds present (bit `1 << code`; 0 = unknown, look up every kind).
+    pub kinds: i64,
+}
+
+/// An active source, ready for lookups: its own read-only connection for an imported version, or tables in
+/// the catalogue for a source of the user's own.
+struct Active {
+    row: FeedRow,
+    conn: Option<Connection>,
+    d: String,
+    r: String,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Lookups only (the store is still created on first use).
+    Read,
+    /// Imports and edits: holds the writer lock while open.
+    Write,
+}
+
+/// The store.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    active: Vec<Active>,
+    blooms: Vec<(FeedRow, BloomFilter)>,
+    _lock: Option<File>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    /// The source name.
+    pub source: String,
+    /// The data set version recorded.
+    pub version: Option<String>,
+    /// The data set date recorded.
+    pub date: Option<String>,
+    /// Records read.
+    pub records: u64,
+    /// Distinct digest rows stored.
+    pub digests: u64,
+    /// Lines or entries skipped as bad.
+    pub skipped: u64,
+    /// The first few skipped lines: (line, reason).
+    pub skipped_examples: Vec<(u64, String)>,
+    /// True when the same content was already the active version (nothing changed).
+    pub unchanged: bool,
+    /// The version it replaced, if any: (version, records + digests).
+    pub replaced: Option<String>,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// What `db import` asks for.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    /// The feed format.
+    pub format: FeedFormat,
+    /// The feed file.
+    pub path: PathBuf,
+    /// The source name (defaults by format).
+    pub source: String,
+    /// Overrides the data set version.
+    pub version: Option<String>,
+    /// Overrides the data set date.
+    pub date: Option<String>,
+    /// Parser options (class, digest kind).
+    pub options: ParseOptions,
+    /// Abort on the first bad line.
+    pub strict: bool,
+    /// Cap on a compressed feed's expanded size.
+    pub max_expanded: u64,
+}
+
+/// `db info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreInfo {
+    /// The store file.
+    pub path: String,
+    /// Its size on disk in bytes (with the WAL).
+    pub size: u64,
+    /// Schema version.
+    pub schema_version: i64,
+    /// Active feeds.
+    pub feeds: Vec<FeedInfoRow>,
+}
+
+/// One active feed in `db info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeedInfoRow {
+    /// Source name.
+    pub source: String,
+    /// Format.
+    pub format: String,
+    /// Data set version.
+    pub version: Option<String>,
+    /// Data set date.
+    pub date: Option<String>,
+    /// When imported.
+    pub imported_at: String,
+    /// Records with metadata.
+    pub records: i64,
+    /// Digest rows (for a Bloom filter: the elements it says it holds).
+    pub digests: i64,
+    /// Lines skipped at import.
+    pub skipped: i64,
+}
+
+fn default_store_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty() && Path::new(v).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/share"))
+        })?;
+    Some(data.join("filerep").join("store.sqlite"))
+}
+
+/// The store path: `--db`, else `FILEREP_DB`, else `$XDG_DATA_HOME/filerep/store.sqlite`
+/// (`~/.local/share/filerep/store.sqlite`).
+pub fn resolve_path(explicit: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("FILEREP_DB").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    default_store_path()
+        .ok_or_else(|| Error::Invalid("no data directory: set HOME, XDG_DATA_HOME or FILEREP_DB, or pass --db".into()))
+}
+
+fn busy_timeout() -> Duration {
+    std::env::var("FILEREP_BUSY_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_BUSY_TIMEOUT)
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    crate::analysis::pe::rfc3339(secs as i64)
+}
+
+/// The directory of a store's feed files: `<store>.feeds`.
+pub fn feeds_dir(store: &Path) -> PathBuf {
+    let mut p = store.as_os_str().to_owned();
+    p.push(".feeds");
+    PathBuf::from(p)
+}
+
+fn max_page_count() -> Option<u64> {
+    std::env::var("FILEREP_MAX_PAGE_COUNT").ok().and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Open a feed version's file for reading. It never changes once visible (`immutable=1`: no locks taken).
+fn open_feed_file(path: &Path) -> rusqlite::Result<Connection> {
+    let uri = format!("file:{}?immutable=1", percent_path(path));
+    let c = Connection::open_with_flags(
+        uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    c.execute_batch("PRAGMA cache_size = -16384")?;
+    Ok(c)
+}
+
+/// A path as the path part of an SQLite `file:` URI.
+fn percent_path(path: &Path) -> String {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+    };
+    let mut out = String::new();
+    for b in abs.as_os_str().as_encoded_bytes() {
+        match *b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => out.push(*b as char),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+impl SqliteStore {
+    /// Open (creating on first use) the store at `path`.
+    pub fn open(path: &Path, mode: Mode) -> Result<SqliteStore, Error> {
+        let display = path.display().to_string();
+        let io_err = |source| Error::Io { path: display.clone(), source };
+        let exists = path.exists();
+        if !exists {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir).map_err(io_err)?;
+            }
+        } else if path.is_dir() {
+            return Err(Error::Invalid(format!("store {display} is a directory")));
+        }
+        // A reader that would need to create or migrate the store takes the writer's role for that.
+        let lock = if mode == Mode::Write || !exists { Some(writer_lock(path)?) } else { None };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(&display, e))?;
+        let mut store =
+            SqliteStore { conn, path: path.to_path_buf(), active: Vec::new(), blooms: Vec::new(), _lock: lock };
+        store.configure()?;
+        store.migrate()?;
+        if store._lock.is_some() {
+            store.clean_up()?;
+        }
+        store.load_active()?;
+        Ok(store)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        classify(&self.path.display().to_string(), e)
+    }
+
+    fn configure(&mut self) -> Result<(), Error> {
+        let timeout = busy_timeout();
+        self.conn.busy_timeout(timeout).map_err(|e| self.err(e))?;
+        // The header check: a file that is not SQLite fails here with "file is not a database".
+        let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Needs a write lock on a fresh store; fails only on a read-only medium.
+            let set: String =
+                self.conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+            if !set.eq_ignore_ascii_case("wal") {
+                return Err(Error::Invalid(format!(
+                    "store {}: cannot switch to WAL (journal mode {set})",
+                    self.path.display()
+                )));
+            }
+        }
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; PRAGMA temp_store = FILE;")
+            .map_err(|e| self.err(e))?;
+        // A cap on the store's size in pages: with it a test (or a cautious user) simulates a full disk.
+        if let Some(pages) = max_page_count() {
+            self.conn
+                .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn user_version(&self) -> Result<i64, Error> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    fn migrate(&mut self) -> Result<(), Error> {
+        let found = self.user_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::TooNew { path: self.path.display().to_string(), found });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        if self._lock.is_none() {
+            self._lock = Some(writer_lock(&self.path)?);
+        }
+        if found == 0 {
+            // A new store: a store that is not empty but has no user_version is someone else's database.
+            let tables: i64 =
+                self.conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).map_err(|e| self.err(e))?;
+            if tables > 0 {
+                return Err(Error::Corrupt {
+                    path: self.path.display().to_string(),
+                    why: "an SQLite database that filerep did not create".into(),
+                });
+            }
+            // Incremental auto-vacuum gives the pages of dropped feed versions back to the file system.
+            self.conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;").map_err(|e| self.err(e))?;
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            self.write(|c| {
+                c.execute_batch(sql)?;
+                c.pragma_update(None, "user_version", i as i64 + 1)?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Errors converted with `?` inside a transaction carry no path: give them this store's.
+    fn name_path(&self, e: Error) -> Error {
+        let path = self.path.display().to_string();
+        match e {
+            Error::Busy { path: p, waited_ms } if p.is_empty() => Error::Busy { path, waited_ms },
+            Error::Full { path: p } if p.is_empty() => Error::Full { path },
+            Error::Corrupt { path: p, why } if p.is_empty() => Error::Corrupt { path, why },
+            Error::Io { path: p, source } if p.is_empty() => Error::Io { path, source },
+            Error::Sqlite { path: p, source } if p.is_empty() => Error::Sqlite { path, source },
+            e => e,
+        }
+    }
+
+    fn begin_immediate(&self) -> Result<(), Error> {
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.err(e))
+    }
+
+    fn commit(&self) -> Result<(), Error> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    fn rollback(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    /// Run `f` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on error.
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        self.begin_immediate()?;
+        match f(&self.conn).map_err(|e| self.name_path(e)) {
+            Ok(v) => match self.commit() {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    self.rollback();
+                    Err(e)
+                }
+            },
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Drop what unfinished imports and replaced versions left behind (only a writer does this), and any
+    /// file in the feeds directory that no row points at.
+    fn clean_up(&mut self) -> Result<(), Error> {
+        let stale: Vec<i64> = {
+            let mut st = self
+                .conn
+                .prepare("SELECT id FROM feeds WHERE state IN ('staging', 'retired')")
+                .map_err(|e| self.err(e))?;
+            st.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err(e))?
+        };
+        for id in &stale {
+            self.drop_version(*id)?;
+        }
+        if !stale.is_empty() {
+            let _ = self.conn.execute_batch("PRAGMA incremental_vacuum");
+        }
+        let dir = feeds_dir(&self.path);
+        if let Ok(entries) = fs::read_dir(&dir) {
+            let known: BTreeSet<String> = {
+                let mut st = self
+                    .conn
+                    .prepare("SELECT location FROM feeds WHERE location IS NOT NULL")
+                    .map_err(|e| self.err(e))?;
+                st.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err(e))?
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !known.contains(&name) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_version(&self, id: i64) -> Result<(), Error> {
+        let location: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT location FROM feeds WHERE id = ?1 AND format NOT IN ('manual', 'hashlookup-bloom')",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        self.write(|c| {
+            c.execute_batch(&format!(
+                "DROP TABLE IF EXISTS d{id}; DROP TABLE IF EXISTS r{id}; DELETE FROM feeds WHERE id = {id};"
+            ))
+            .map_err(|e| self.err(e))
+        })?;
+        // The row goes first: a file without a row is garbage the next clean-up removes anyway.
+        if let Some(loc) = location {
+            let f = feeds_dir(&self.path).join(&loc);
+            let _ = fs::remove_file(&f);
+            let _ = fs::remove_file(format!("{}.run0", f.display()));
+        }
+        Ok(())
+    }
+
+    fn load_active(&mut self) -> Result<(), Error> {
+        let rows: Vec<FeedRow> = {
+            let mut st = self
+                .conn
+                .prepare(
+                    "SELECT id, source, format, version, date, imported_at, records, digests, skipped, location, fp_rate, kinds \
+                     FROM feeds WHERE state = 'active' ORDER BY source",
+                )
+                .map_err(|e| self.err(e))?;
+            st.query_map([], |r| {
+                Ok(FeedRow {
+                    id: r.get(0)?,
+                    source: r.get(1)?,
+                    format: r.get(2)?,
+                    version: r.get(3)?,
+                    date: r.get(4)?,
+                    imported_at: r.get(5)?,
+                    records: r.get(6)?,
+                    digests: r.get(7)?,
+                    skipped: r.get(8)?,
+                    location: r.get(9)?,
+                    fp_rate: r.get(10)?,
+                    kinds: r.get(11)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?
+        };
+        self.blooms.clear();
+        self.active.clear();
+        for row in rows {
+            if row.format == FeedFormat::HashlookupBloom.as_str() {
+                let loc = row.location.clone().unwrap_or_default();
+                let bloom = BloomFilter::open(Path::new(&loc)).map_err(|e| {
+                    Error::Invalid(format!("source {}: the Bloom filter {loc} cannot be used: {e}", row.source))
+                })?;
+                self.blooms.push((row, bloom));
+            } else if row.format == "manual" {
+                let id = row.id;
+                self.active.push(Active { row, conn: None, d: format!("d{id}"), r: format!("r{id}") });
+            } else {
+                let file = feeds_dir(&self.path).join(row.location.as_deref().unwrap_or_default());
+                let conn = open_feed_file(&file).map_err(|e| Error::Corrupt {
+                    path: self.path.display().to_string(),
+                    why: format!("source {}: its data file {} cannot be opened: {e}", row.source, file.display()),
+                })?;
+                self.active.push(Active { row, conn: Some(conn), d: "d".into(), r: "r".into() });
+            }
+        }
+        Ok(())
+    }
+
+    fn conn_of<'a>(&'a self, a: &'a Active) -> &'a Connection {
+        a.conn.as_ref().unwrap_or(&self.conn)
+    }
+
+    /// Number of active sources (Bloom filters included).
+    pub fn source_count(&self) -> usize {
+        self.active.len() + self.blooms.len()
+    }
+
+    /// The active feed versions (Bloom filters included).
+    pub fn active_feeds(&self) -> Vec<FeedRow> {
+        let mut all: Vec<FeedRow> =
+            self.active.iter().map(|a| &a.row).chain(self.blooms.iter().map(|(r, _)| r)).cloned().collect();
+        all.sort_by(|a, b| a.source.cmp(&b.source));
+        all
+    }
+
+    // ------------------------------------------------------------------------------------------ import
+
+    /// Import a feed as a new version of its source (see the module doc for the guarantees).
+    pub fn import(&mut self, req: &ImportRequest, progress: &(dyn Fn(u64) + Sync)) -> Result<ImportSummary, Error> {
+        if self._lock.is_none() {
+            return Err(Error::Invalid("store opened for reading".into()));
+        }
+        let started = Instant::now();
+        if req.format == FeedFormat::HashlookupBloom {
+            return self.import_bloom(req, started);
+        }
+        let id = self.write(|c| {
+            c.execute(
+                "INSERT INTO feeds (source, format, version, date, imported_at, state) VALUES (?1, ?2, ?3, ?4, ?5, 'staging')",
+                params![req.source, req.format.as_str(), req.version, req.date, now_rfc3339()],
+            )?;
+            let id = c.last_insert_rowid();
+            c.execute("UPDATE feeds SET location = ?2 WHERE id = ?1", params![id, format!("{id}.sqlite")])?;
+            Ok(id)
+        })?;
+        let result = self.build_version(id, req, progress);
+        match result {
+            Ok((info, content, counts, built)) => self.finish_import(id, req, info, content, counts, built, started),
+            Err(e) => {
+                // Best effort: a full disk may refuse even this; the next writer's clean-up removes it then.
+                let _ = self.drop_version(id);
+                Err(e)
+            }
+        }
+    }
+
+    fn build_error(&self, e: BuildError) -> Error {
+        match e {
+            BuildError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::DiskFull => {
+                Error::Full { path: self.path.display().to_string() }
+            }
+            BuildError::Io(io) if io.raw_os_error() == Some(28) => {
+                Error::Full { path: self.path.display().to_string() }
+            }
+            e => Error::Build(format!("writing the feed version failed: {e}")),
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build_version(
+        &self,
+        id: i64,
+        req: &ImportRequest,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(FeedInfo, Option<String>, SinkCounts, super::build::Built), Error> {
+        let dir = feeds_dir(&self.path);
+        fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
+        let file = dir.join(format!("{id}.sqlite"));
+        let _ = fs::remove_file(&file);
+        let builder = FeedBuilder::create(&file, max_page_count()).map_err(|e| self.build_error(e.into()))?;
+        let mut sink =
+            BuildSink { builder, strict: req.strict, counts: SinkCounts::default(), deferred: None, progress: None };
+        let (info, content) = if req.format == FeedFormat::NsrlRds3 {
+            let info = feeds::nsrl::parse(&req.path, &req.options, &mut sink);
+            (sink.result(info)?, None)
+        } else {
+            let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
+            let h2 = hasher.clone();
+            let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let seen2 = seen.clone();
+            let observer = Box::new(move |bytes: &[u8]| {
+                if let Ok(mut g) = h2.lock() {
+                    g.update(bytes);
+                }
+                seen2.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            });
+            let mut reader = feeds::open_input(&req.path, req.max_expanded, observer).map_err(feeds::Error::Io)?;
+            sink.progress = Some((progress, seen));
+            let info = dispatch(req.format, &mut reader, &req.options, &mut sink).map_err(unwrap_io_feed_error);
+            let info = sink.result(info)?;
+            // Read what the parser left (a footer) so that the digest covers the whole file.
+            std::io::copy(&mut reader, &mut std::io::sink())
+                .map_err(|e| Error::Feed(unwrap_io_feed_error(feeds::Error::Io(e))))?;
+            let digest = hasher.lock().map(|g| crate::hex::encode(&g.clone().finalize())).ok();
+            (info, digest)
+        };
+        if sink.counts.records == 0 {
+            return Err(Error::Invalid(format!(
+                "no record could be read from {} as {} ({} bad lines): nothing imported, the store is unchanged",
+                req.path.display(),
+                req.format.as_str(),
+                sink.counts.skipped
+            )));
+        }
+        let counts = sink.counts.clone();
+        let built = sink.builder.finish().map_err(|e| self.build_error(e))?;
+        Ok((info, content, counts, built))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_import(
+        &mut self,
+        id: i64,
+        req: &ImportRequest,
+        info: FeedInfo,
+        content: Option<String>,
+        counts: SinkCounts,
+        built: super::build::Built,
+        started: Instant,
+    ) -> Result<ImportSummary, Error> {
+        let version = req.version.clone().or(info.version);
+        let date = req.date.clone().or(info.date);
+        let previous = self.active.iter().map(|a| &a.row).find(|f| f.source == req.source).cloned();
+        let same_content: Option<bool> = match (&content, &previous) {
+            (Some(c), Some(p)) => self
+                .conn
+                .query_row(
+                    "SELECT content_sha256 = ?1 AND format = ?2 FROM feeds WHERE id = ?3",
+                    params![c, req.format.as_str(), p.id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?,
+            _ => None,
+        };
+        let mut summary = ImportSummary {
+            source: req.source.clone(),
+            version: version.clone(),
+            date: date.clone(),
+            records: counts.records,
+            digests: built.digests,
+            skipped: counts.skipped,
+            skipped_examples: counts.examples.clone(),
+            ..Default::default()
+        };
+        if same_content == Some(true) && req.version.is_none() && req.date.is_none() {
+            // Idempotent: the same bytes are already the active version; keep it (and its import time).
+            self.drop_version(id)?;
+            let p = previous.expect("checked above");
+            summary.unchanged = true;
+            summary.digests = p.digests as u64;
+            summary.version = p.version;
+            summary.date = p.date;
+            summary.seconds = started.elapsed().as_secs_f64();
+            return Ok(summary);
+        }
+        // The one short transaction that makes the new version visible and retires the old one.
+        self.write(|c| {
+            c.execute(
+                "UPDATE feeds SET state = 'retired' WHERE source = ?1 AND state = 'active'",
+                params![req.source],
+            )?;
+            c.execute(
+                "UPDATE feeds SET state = 'active', version = ?2, date = ?3, records = ?4, digests = ?5, skipped = ?6, \
+                 content_sha256 = ?7, kinds = ?8 WHERE id = ?1",
+                params![
+                    id,
+                    version,
+                    date,
+                    built.records as i64,
+                    built.digests as i64,
+                    counts.skipped as i64,
+                    content,
+                    built.kinds
+                ],
+            )?;
+            Ok(())
+        })?;
+        if let Some(p) = previous {
+            summary.replaced = Some(p.version.unwrap_or_else(|| p.imported_at.clone()));
+            // Close our reader of the old file before it goes.
+            self.active.retain(|a| a.row.id != p.id);
+            self.drop_version(p.id)?;
+        }
+        self.load_active()?;
+        summary.seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    fn import_bloom(&mut self, req: &ImportRequest, started: Instant) -> Result<ImportSummary, Error> {
+        // Queried in place: the filter (about 1 GB for CIRCL's) stays where it is; the store keeps its path.
+        let abs =
+            fs::canonicalize(&req.path).map_err(|e| Error::Io { path: req.path.display().to_string(), source: e })?;
+        let bloom = BloomFilter::open(&abs)?;
+        let elements = bloom.elements() as i64;
+        let fp = bloom.fp_rate();
+        let loc = abs.display().to_string();
+        let previous = self.active_feeds().into_iter().find(|f| f.source == req.source);
+        self.write(|c| {
+            c.execute("UPDATE feeds SET state = 'retired' WHERE source = ?1 AND state = 'active'", params![req.source])?;
+            c.execute(
+                "INSERT INTO feeds (source, format, version, date, imported_at, state, records, digests, location, fp_rate)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', 0, ?6, ?7, ?8)",
+                params![req.source, req.format.as_str(), req.version, req.date, now_rfc3339(), elements, loc, fp],
+            )?;
+            Ok(())
+        })?;
+        if let Some(p) = &previous {
+            self.drop_version(p.id)?;
+        }
+        self.load_active()?;
+        Ok(ImportSummary {
+            source: req.source.clone(),
+            version: req.version.clone(),
+            date: req.date.clone(),
+            records: 0,
+            digests: elements as u64,
+            replaced: previous.map(|p| p.version.unwrap_or(p.imported_at)),
+            seconds: started.elapsed().as_secs_f64(),
+            ..Default::default()
+        })
+    }
+
+    // ------------------------------------------------------------------------------------------ edits
+
+    /// Add one digest to a manual source (created on first use), with a class and optional metadata.
+    pub fn add(&mut self, source: &str, class: Class, digest: &Digest, meta: &Meta) -> Result<bool, Error> {
+        self.require_writer()?;
+        let existing = self.active.iter().map(|a| &a.row).find(|f| f.source == source).cloned();
+        if let Some(f) = &existing {
+            if f.format != "manual" {
+                return Err(Error::Invalid(format!(
+                    "source {source} holds an imported {} feed; `db add` writes to a source of your own (pick another --source)",
+                    f.format
+                )));
+            }
+        }
+        if self.blooms.iter().any(|(f, _)| f.source == source) {
+            return Err(Error::Invalid(format!("source {source} is a Bloom filter; pick another --source")));
+        }
+        let added = self.write(|c| {
+            let id = match &existing {
+                Some(f) => f.id,
+                None => {
+                    c.execute(
+                        "INSERT INTO feeds (source, format, imported_at, state) VALUES (?1, 'manual', ?2, 'active')",
+                        params![source, now_rfc3339()],
+                    )?;
+                    let id = c.last_insert_rowid();
+                    c.execute_batch(&format!(
+                        "CREATE TABLE d{id} (kind INTEGER NOT NULL, digest BLOB NOT NULL, record INTEGER NOT NULL, class INTEGER NOT NULL,
+                                             PRIMARY KEY (kind, digest, record)) WITHOUT ROWID;
+                         CREATE TABLE r{id} (id INTEGER PRIMARY KEY, class INTEGER NOT NULL, name_key TEXT, best_kind INTEGER, best BLOB, meta TEXT);
+                         CREATE INDEX r{id}_name ON r{id} (name_key) WHERE name_key IS NOT NULL;"
+                    ))?;
+                    id
+                }
+            };
+            // Replace: a digest added again takes its new class and metadata.
+            let old: Vec<i64> = {
+                let mut st = c.prepare(&format!("SELECT record FROM d{id} WHERE kind = ?1 AND digest = ?2"))?;
+                st.query_map(params![digest.kind().code(), digest.bytes()], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            for rec in &old {
+                c.execute(&format!("DELETE FROM r{id} WHERE id = ?1"), params![rec])?;
+            }
+            c.execute(&format!("DELETE FROM d{id} WHERE kind = ?1 AND digest = ?2"), params![digest.kind().code(), digest.bytes()])?;
+            let record = if meta.is_empty() {
+                0
+            } else {
+                insert_record(c, &format!("r{id}"), class, std::slice::from_ref(digest), meta)?
+            };
+            c.execute(
+                &format!("INSERT INTO d{id} (kind, digest, record, class) VALUES (?1, ?2, ?3, ?4)"),
+                params![digest.kind().code(), digest.bytes(), record, class.code()],
+            )?;
+            c.execute(
+                &format!(
+                    "UPDATE feeds SET digests = (SELECT count(*) FROM d{id}), records = (SELECT count(*) FROM r{id}), \
+                     date = ?2 WHERE id = ?1"
+                ),
+                params![id, now_rfc3339()],
+            )?;
+            Ok(old.is_empty())
+        })?;
+        self.load_active()?;
+        Ok(added)
+    }
+
+    /// Remove a digest from one of the user's own sources, or from all of them when `source` is `None`.
+    /// Returns the sources it was removed from. Imported feeds are never edited: a later import would bring
+    /// the digest back; remove the feed, or add the digest with another class to a source of your own.
+    pub fn remove(&mut self, digest: &Digest, source: Option<&str>) -> Result<Vec<String>, Error> {
+        self.require_writer()?;
+        if let Some(s) = source {
+            match self.active_feeds().into_iter().find(|f| f.source == s) {
+                None => return Err(Error::Invalid(format!("no source named {s} in the store"))),
+                Some(f) if f.format != "manual" => {
+                    return Err(Error::Invalid(format!(
+                        "source {s} is an imported {} feed and is not edited by hand: `db remove-feed {s}` removes it, \
+                         or `db add` the hash with another class to a source of your own",
+                        f.format
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let feeds: Vec<FeedRow> = self
+            .active
+            .iter()
+            .map(|a| &a.row)
+            .filter(|f| f.format == "manual" && source.is_none_or(|s| f.source == s))
+            .cloned()
+            .collect();
+        let removed = self.write(|c| {
+            let mut removed = Vec::new();
+            for f in &feeds {
+                let id = f.id;
+                let recs: Vec<i64> = {
+                    let mut st = c.prepare(&format!("SELECT record FROM d{id} WHERE kind = ?1 AND digest = ?2"))?;
+                    st.query_map(params![digest.kind().code(), digest.bytes()], |r| r.get(0))?.collect::<Result<_, _>>()?
+                };
+                if recs.is_empty() {
+                    continue;
+                }
+                for rec in recs.iter().filter(|r| **r != 0) {
+                    c.execute(&format!("DELETE FROM r{id} WHERE id = ?1"), params![rec])?;
+                }
+                c.execute(&format!("DELETE FROM d{id} WHERE kind = ?1 AND digest = ?2"), params![digest.kind().code(), digest.bytes()])?;
+                c.execute(
+                    &format!("UPDATE feeds SET digests = (SELECT count(*) FROM d{id}), records = (SELECT count(*) FROM r{id}) WHERE id = ?1"),
+                    params![id],
+                )?;
+                removed.push(f.source.clone());
+            }
+            Ok(removed)
+        })?;
+        self.load_active()?;
+        Ok(removed)
+    }
+
+    /// Remove a source and all its data. Returns false when there was no such source.
+    pub fn remove_feed(&mut self, source: &str) -> Result<bool, Error> {
+        self.require_writer()?;
+        let Some(f) = self.active_feeds().into_iter().find(|f| f.source == source) else {
+            return Ok(false);
+        };
+        self.write(|c| {
+            c.execute("UPDATE feeds SET state = 'retired' WHERE id = ?1", params![f.id])?;
+            Ok(())
+        })?;
+        self.active.retain(|a| a.row.id != f.id);
+        self.drop_version(f.id)?;
+        let _ = self.conn.execute_batch("PRAGMA incremental_vacuum");
+        self.load_active()?;
+        Ok(true)
+    }
+
+    fn require_writer(&self) -> Result<(), Error> {
+        if self._lock.is_none() {
+            return Err(Error::Invalid("store opened for reading".into()));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------------------------ reads
+
+    /// Every active record matching any of `digests`, listed per source (at most 20 per digest and source),
+    /// strongest class first, then by source.
+    pub fn lookup(&self, digests: &[Digest]) -> Result<Vec<StoreMatch>, Error> {
+        let mut out = Vec::new();
+        for a in &self.active {
+            let f = &a.row;
+            let mut st = self
+                .conn_of(a)
+                .prepare_cached(&format!(
+                    "SELECT record, class FROM {} WHERE kind = ?1 AND digest = ?2 LIMIT {MAX_MATCHES_PER_SOURCE}",
+                    a.d
+                ))
+                .map_err(|e| self.err(e))?;
+            // Only the kinds this source has: a SHA-256 list costs one probe, not six.
+            for d in digests.iter().filter(|d| f.kinds == 0 || f.kinds & (1 << d.kind().code()) != 0) {
+                let hits: Vec<(i64, i64)> = st
+                    .query_map(params![d.kind().code(), d.bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(|rows| rows.collect())
+                    .map_err(|e| self.err(e))?;
+                for (record, class) in hits {
+                    let Some(class) = Class::from_code(class) else { continue };
+                    let meta = if record == 0 { Meta::default() } else { self.record_meta(a, record)? };
+                    out.push(StoreMatch {
+                        source: f.source.clone(),
+                        source_version: f.version.clone(),
+                        source_date: f.date.clone(),
+                        class,
+                        matched_by: d.kind(),
+                        digest: d.hex(),
+                        probabilistic: false,
+                        false_positive_rate: None,
+                        meta,
+                    });
+                }
+            }
+        }
+        for (f, bloom) in &self.blooms {
+            for d in digests.iter().filter(|d| d.kind() == DigestKind::Sha1) {
+                if bloom.contains_sha1(d)? {
+                    out.push(StoreMatch {
+                        source: f.source.clone(),
+                        source_version: f.version.clone(),
+                        source_date: f.date.clone(),
+                        class: Class::KnownFile,
+                        matched_by: DigestKind::Sha1,
+                        digest: d.hex(),
+                        probabilistic: true,
+                        false_positive_rate: f.fp_rate,
+                        meta: Meta::default(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| b.class.cmp(&a.class).then_with(|| a.source.cmp(&b.source)));
+        Ok(out)
+    }
+
+    fn record_meta(&self, a: &Active, record: i64) -> Result<Meta, Error> {
+        let mut st = self
+            .conn_of(a)
+            .prepare_cached(&format!("SELECT meta FROM {} WHERE id = ?1", a.r))
+            .map_err(|e| self.err(e))?;
+        let json: Option<String> = st.query_row([record], |r| r.get(0)).optional().map_err(|e| self.err(e))?.flatten();
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+    }
+
+    /// Other records with this name key (lower-case original name or file name), excluding `exclude`
+    /// (the file's own digests); at most `limit`, newest file version first.
+    pub fn versions_of(&self, name_key: &str, exclude: &[Digest], limit: usize) -> Result<Vec<OtherVersion>, Error> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for a in &self.active {
+            let f = &a.row;
+            let mut st = self
+                .conn_of(a)
+                .prepare_cached(&format!(
+                    "SELECT class, best_kind, best, meta FROM {} WHERE name_key = ?1 LIMIT 200",
+                    a.r
+                ))
+                .map_err(|e| self.err(e))?;
+            let rows: Vec<RecordRow> = st
+                .query_map([name_key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(e))?;
+            for (class, kind, best, meta) in rows {
+                let (Some(class), Some(kind), Some(best)) =
+                    (Class::from_code(class), kind.and_then(DigestKind::from_code), best)
+                else {
+                    continue;
+                };
+                let Some(digest) = Digest::from_bytes(kind, &best) else { continue };
+                if exclude.contains(&digest) || !seen.insert(digest) {
+                    continue;
+                }
+                let meta: Meta = meta.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+                out.push(OtherVersion {
+                    source: f.source.clone(),
+                    class,
+                    hash_kind: kind,
+                    hash: digest.hex(),
+                    file_version: meta.file_version,
+                    product: meta.product,
+                    path: meta.path,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            version_key(b.file_version.as_deref())
+                .cmp(&version_key(a.file_version.as_deref()))
+                .then_with(|| a.hash.cmp(&b.hash))
+        });
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// What the store knows by name about each of `names` (lower-case library names); only known ones.
+    pub fn known_names(&self, names: &[String]) -> Result<Vec<KnownLibrary>, Error> {
+        let mut out = Vec::new();
+        for name in names {
+            let mut records = 0u64;
+            let mut classes = BTreeSet::new();
+            let mut sources = BTreeSet::new();
+            for a in &self.active {
+                let f = &a.row;
+                let mut st = self
+                    .conn_of(a)
+                    .prepare_cached(&format!(
+                        "SELECT class, count(*) FROM (SELECT class FROM {} WHERE name_key = ?1 LIMIT 1000) GROUP BY class",
+                        a.r
+                    ))
+                    .map_err(|e| self.err(e))?;
+                let rows: Vec<(i64, i64)> = st
+                    .query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(|rows| rows.collect())
+                    .map_err(|e| self.err(e))?;
+                for (class, n) in rows {
+                    if let Some(c) = Class::from_code(class) {
+                        classes.insert(c);
+                        sources.insert(f.source.clone());
+                        records += n as u64;
+                    }
+                }
+            }
+            if records > 0 {
+                out.push(KnownLibrary {
+                    name: name.clone(),
+                    records: records.min(1000),
+                    classes: classes.into_iter().collect(),
+                    sources: sources.into_iter().collect(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `db info`.
+    pub fn info(&self) -> Result<StoreInfo, Error> {
+        let mut size = 0;
+        for suffix in ["", "-wal"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            size += fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        }
+        for a in self.active.iter().filter(|a| a.conn.is_some()) {
+            let f = feeds_dir(&self.path).join(a.row.location.as_deref().unwrap_or_default());
+            size += fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+        }
+        Ok(StoreInfo {
+            path: self.path.display().to_string(),
+            size,
+            schema_version: self.user_version()?,
+            feeds: self
+                .active_feeds()
+                .into_iter()
+                .map(|f| FeedInfoRow {
+                    source: f.source,
+                    format: f.format,
+                    version: f.version,
+                    date: f.date,
+                    imported_at: f.imported_at,
+                    records: f.records,
+                    digests: f.digests,
+                    skipped: f.skipped,
+                })
+                .collect(),
+        })
+    }
+
+    /// `db verify`: SQLite's integrity check, then the store's own invariants. Returns the problems found
+    /// (empty when the store is sound).
+    pub fn verify(&self) -> Result<Vec<String>, Error> {
+        let mut problems = Vec::new();
+        {
+            let mut st = self.conn.prepare("PRAGMA integrity_check").map_err(|e| self.err(e))?;
+            let rows: Vec<String> =
+                st.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err(e))?;
+            if rows != ["ok"] {
+                problems.extend(rows.into_iter().take(20).map(|r| format!("integrity: {r}")));
+            }
+        }
+        for a in &self.active {
+            let f = &a.row;
+            let c = self.conn_of(a);
+            if a.conn.is_some() {
+                match c.prepare("PRAGMA integrity_check").and_then(|mut st| {
+                    st.query_map([], |r| r.get::<_, String>(0)).and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                }) {
+                    Ok(rows) if rows == ["ok"] => {}
+                    Ok(rows) => problems
+                        .extend(rows.into_iter().take(5).map(|r| format!("source {}: integrity: {r}", f.source))),
+                    Err(e) => problems.push(format!("source {}: its data file cannot be read: {e}", f.source)),
+                }
+            }
+            match c.query_row(&format!("SELECT count(*) FROM {}", a.d), [], |r| r.get::<_, i64>(0)) {
+                Ok(n) if n == f.digests => {}
+                Ok(n) => {
+                    problems.push(format!("source {}: {n} digest rows, the catalogue says {}", f.source, f.digests))
+                }
+                Err(e) => problems.push(format!("source {}: its digests cannot be read: {e}", f.source)),
+            }
+        }
+        for (f, _) in &self.blooms {
+            if let Some(loc) = &f.location {
+                if let Err(e) = BloomFilter::open(Path::new(loc)) {
+                    problems.push(format!("source {}: {e}", f.source));
+                }
+            }
+        }
+        Ok(problems)
+    }
+}
+
+/// A record row: class, strongest digest kind and bytes, metadata JSON.
+type RecordRow = (i64, Option<i64>, Option<Vec<u8>>, Option<String>);
+
+/// Progress for an import: the callback and the raw bytes read so far.
+type Progress<'a> = (&'a (dyn Fn(u64) + Sync), std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+/// A numeric sort key for "10.0.19041.1" style versions (non-numeric parts sort as 0).
+fn version_key(v: Option<&str>) -> Vec<u64> {
+    v.map(|v| {
+        v.split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .take(6)
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// The name key of a record: its original name (lower case, `.mui` stripped), else its file name's last
+/// component (lower case).
+pub fn name_key(meta: &Meta) -> Option<String> {
+    let pick = meta.original_name.as_deref().or(meta.file_name.as_deref())?;
+    Some(normalise_name(pick))
+}
+
+/// Lower case, last path component, a trailing `.mui` stripped.
+pub fn normalise_name(name: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or(name).trim();
+    let lower = last.to_lowercase();
+    lower.strip_suffix(".mui").map(str::to_string).unwrap_or(lower)
+}
+
+/// Map SQLite errors to the store's: busy, full, damaged.
+fn classify(path: &str, e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let why = msg.clone().unwrap_or_else(|| f.to_string());
+        match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return Error::Busy { path: path.to_string(), waited_ms: busy_timeout().as_millis() };
+            }
+            ErrorCode::DiskFull => return Error::Full { path: path.to_string() },
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return Error::Corrupt { path: path.to_string(), why };
+            }
+            ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied => {
+                return Error::Io { path: path.to_string(), source: std::io::Error::other(why) };
+            }
+            _ => {}
+        }
+    }
+    Error::Sqlite { path: path.to_string(), source: e }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        classify("", e)
+    }
+}
+
+fn unwrap_io_feed_error(e: feeds::Error) -> feeds::Error {
+    // The gzip cap travels as an io::Error wrapping feeds::Error; give it back its own message.
+    if let feeds::Error::Io(io) = &e {
+        if let Some(feeds::Error::ExpandsTooFar { limit }) = io.get_ref().and_then(|i| i.downcast_ref::<feeds::Error>())
+        {
+            return feeds::Error::ExpandsTooFar { limit: *limit };
+        }
+    }
+    e
+}
+
+/// Take the writer lock (`<store>.lock`, exclusive `flock`), waiting up to the busy timeout.
+fn writer_lock(path: &Path) -> Result<File, Error> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let display = path.display().to_string();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| Error::Io { path: display.clone(), source })?;
+    let timeout = busy_timeout();
+    let start = Instant::now();
+    loop {
+        match try_lock(&file) {
+            Ok(true) => return Ok(file),
+            Ok(false) if start.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
+            Ok(false) => return Err(Error::Busy { path: display, waited_ms: start.elapsed().as_millis() }),
+            Err(source) => return Err(Error::Io { path: display, source }),
+        }
+    }
+}
+
+/// An exclusive, non-blocking `flock`; released when the file is closed (or the process dies).
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; no memory is passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) { Ok(false) } else { Err(e) }
+}
+
+/// Elsewhere SQLite's own locking (BEGIN IMMEDIATE with a busy timeout) is the only writer lock.
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> std::io::Result<bool> {
+    Ok(true)
+}
+
+#[derive(Debug, Clone, Default)]
+struct SinkCounts {
+    records: u64,
+    skipped: u64,
+    examples: Vec<(u64, String)>,
+}
+
+/// The sink an import writes through: straight into the version's file builder.
+struct BuildSink<'a> {
+    builder: FeedBuilder,
+    strict: bool,
+    counts: SinkCounts,
+    deferred: Option<BuildError>,
+    progress: Option<Progress<'a>>,
+}
+
+impl BuildSink<'_> {
+    /// The parse's result, with a deferred build error first (the parser only saw "aborted").
+    fn result(&mut self, parsed: Result<FeedInfo, feeds::Error>) -> Result<FeedInfo, Error> {
+        if let Some(e) = self.deferred.take() {
+            return Err(match e {
+                BuildError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::DiskFull => {
+                    Error::Full { path: String::new() }
+                }
+                BuildError::Io(io) if io.raw_os_error() == Some(28) => Error::Full { path: String::new() },
+                e => Error::Build(format!("writing the feed version failed: {e}")),
+            });
+        }
+        Ok(parsed?)
+    }
+}
+
+impl Sink for BuildSink<'_> {
+    fn record(&mut self, rec: FeedRecord) -> Result<(), feeds::Error> {
+        if rec.digests.is_empty() {
+            return Ok(());
+        }
+        self.counts.records += 1;
+        if let Err(e) = self.builder.add(&rec) {
+            let msg = e.to_string();
+            self.deferred = Some(e);
+            return Err(feeds::Error::Aborted(msg));
+        }
+        if self.counts.records % 65_536 == 0 {
+            if let Some((cb, seen)) = &self.progress {
+                cb(seen.load(std::sync::atomic::Ordering::Relaxed));
+            }
+        }
+        Ok(())
+    }
+
+    fn skipped(&mut self, line: u64, reason: &str) -> Result<(), feeds::Error> {
+        self.counts.skipped += 1;
+        if self.counts.examples.len() < 5 {
+            self.counts.examples.push((line, reason.to_string()));
+        }
+        if self.strict {
+            return Err(feeds::Error::Aborted(format!("line {line}: {reason} (--strict: nothing imported)")));
+        }
+        // Mostly bad lines: the wrong format or a damaged file, not a few odd rows.
+        if self.counts.skipped > 1000 && self.counts.skipped > self.counts.records * 4 {
+            return Err(feeds::Error::Aborted(format!(
+                "{} bad lines and only {} good records so far (last: line {line}: {reason}); is it the right --format?",
+                self.counts.skipped, self.counts.records
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Group matches by source for display: (source, classes) in order of first appearance.
+pub fn sources_of(matches: &[StoreMatch]) -> BTreeMap<String, BTreeSet<Class>> {
+    let mut out: BTreeMap<String, BTreeSet<Class>> = BTreeMap::new();
+    for m in matches {
+        out.entry(m.source.clone()).or_default().insert(m.class);
+    }
+    out
+}
+
+/// Count how often each value occurs and return the most common (ties: the first seen).
+pub fn most_common<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
+    let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (i, v) in values.enumerate() {
+        counts.entry(v).or_insert((0, i)).0 += 1;
+    }
+    counts.into_iter().max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.1.1.cmp(&a.1.1))).map(|(v, _)| v.to_string())
+}
+
+/// The parser of a line- or document-oriented format.
+fn dispatch(
+    format: FeedFormat,
+    reader: &mut dyn std::io::BufRead,
+    opts: &ParseOptions,
+    sink: &mut dyn Sink,
+) -> Result<FeedInfo, feeds::Error> {
+    match format {
+        FeedFormat::LoldriversJson => feeds::loldrivers::parse_json(reader, opts, sink),
+        FeedFormat::LoldriversCsv => feeds::loldrivers::parse_csv(reader, opts, sink),
+        FeedFormat::MalwarebazaarCsv => feeds::malwarebazaar::parse(reader, opts, sink),
+        FeedFormat::Hashlookup => feeds::hashlookup::parse(reader, opts, sink),
+        FeedFormat::Xcyclopedia => feeds::xcyclopedia::parse(reader, opts, sink),
+        FeedFormat::Hashlist => feeds::hashlist::parse(reader, opts, sink),
+        FeedFormat::NsrlRds3 | FeedFormat::HashlookupBloom => {
+            Err(feeds::Error::Aborted(format!("{} is not read as a stream", format.as_str())))
+        }
+    }
+}
