@@ -201,6 +201,9 @@ pub fn render_lookup(l: &super::LookupReport, opts: &Options) -> String {
             c.row("Size", &format!("{} bytes", thousands(sz)));
         }
     }
+    if let Some(p) = &l.reputation.typical_path {
+        c.row("Typical path", &clip(&v(p), WIDTH - VALUE_COL));
+    }
     reputation(&mut c, Some(&l.reputation));
     c.out.push('\n');
     c.out
@@ -269,9 +272,6 @@ fn reputation(c: &mut Card<'_>, rep: Option<&super::Reputation>) {
         let line = format!("{}: {} by {} · {}", m.source, m.class, m.matched_by, facts.join(" · "));
         c.row("Match", &clip(&v(&line), WIDTH - VALUE_COL));
     }
-    if let Some(p) = &rep.typical_path {
-        c.row("Typical path", &clip(&v(p), WIDTH - VALUE_COL));
-    }
     if !rep.relationships.packages.is_empty() {
         c.row("In packages", &clip(&v(&rep.relationships.packages.join("; ")), WIDTH - VALUE_COL));
     }
@@ -280,9 +280,14 @@ fn reputation(c: &mut Card<'_>, rep: Option<&super::Reputation>) {
     } else {
         c.heading(&format!("Additional versions ({} in the store)", rep.additional_versions.len()));
         for o in &rep.additional_versions {
-            let ver = o.file_version.as_deref().unwrap_or("-");
-            let line =
-                format!("{}  {}  {} ({}, {})", pad(&clip(&v(ver), 22), 22), o.hash, o.hash_kind, o.source, o.class);
+            // "10.0.19041.1 (WinBuild.160101.0800)": the number is what tells versions apart.
+            let ver = o.file_version.as_deref().and_then(|v| v.split_whitespace().next()).unwrap_or("-");
+            let kind = if o.hash_kind == crate::store::DigestKind::Sha256 {
+                String::new()
+            } else {
+                format!("{} ", o.hash_kind)
+            };
+            let line = format!("{}{kind}{} ({})", pad(&clip(&v(ver), 16), 17), o.hash, o.source);
             c.line(&format!("   {}", clip(&line, WIDTH - 3)));
         }
     }
@@ -392,7 +397,11 @@ fn verdict_lines(c: &mut Card<'_>, verdict: &crate::verdict::Verdict, unreadable
         }
         Level::Unknown if unreadable => "Cannot tell: the file could not be read.".to_string(),
         Level::Unknown => "Cannot tell yet. Unknown: nothing here marks it as good or bad.".to_string(),
-        Level::Good => format!("No. Known good{}", top.map(|t| format!(": {}", t.message)).unwrap_or_default()),
+        Level::Good => format!(
+            "No. Known good{}",
+            top.map(|t| format!(": {}", t.message.strip_prefix("known good: ").unwrap_or(&t.message)))
+                .unwrap_or_default()
+        ),
     };
     let style = match level {
         Level::Good => Style::Good,
@@ -451,6 +460,9 @@ fn pe_details(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
     };
     c.row2("Platform", &platform, "Linked", &linked);
     c.row("Size", &r.size.map(|s| format!("{} bytes", thousands(s))).unwrap_or_default());
+    if let Some(p) = r.reputation.as_ref().and_then(|rep| rep.typical_path.as_deref()) {
+        c.row("Typical path", &clip(&v(p), WIDTH - VALUE_COL));
+    }
     if let Some(pdb) = &pe.pdb {
         c.row("PDB", &clip(&v(pdb), WIDTH - VALUE_COL));
     }

@@ -24,7 +24,14 @@ use super::{Class, Digest, DigestKind, FeedRecord, Meta};
 /// Digest rows sorted in memory at once (48 bytes each: about 100 MB).
 pub const RUN_ROWS: usize = 2_000_000;
 
-/// The schema of a feed file. `info` holds one row: the digest kinds present (a bit per kind code).
+/// The schema of a partition file other than the first: its share of the digest rows.
+pub const PART_SCHEMA: &str = "
+    CREATE TABLE d (kind INTEGER NOT NULL, digest BLOB NOT NULL, record INTEGER NOT NULL, class INTEGER NOT NULL,
+                    PRIMARY KEY (kind, digest, record)) WITHOUT ROWID;
+";
+
+/// The schema of a version's first file. `info` holds one row: the digest kinds present (a bit per kind
+/// code) and the counts.
 pub const FEED_SCHEMA: &str = "
     CREATE TABLE d (kind INTEGER NOT NULL, digest BLOB NOT NULL, record INTEGER NOT NULL, class INTEGER NOT NULL,
                     PRIMARY KEY (kind, digest, record)) WITHOUT ROWID;
@@ -72,7 +79,7 @@ impl Row {
     }
 }
 
-/// Counts of a finished feed file.
+/// Counts of a finished feed version.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Built {
     /// Distinct digest rows.
@@ -83,52 +90,45 @@ pub struct Built {
     pub kinds: u32,
 }
 
-/// Writes one feed file.
-pub struct FeedBuilder {
+/// Partitions a version's digest rows are split into at most (one per core when building, up to this).
+pub const MAX_PARTS: usize = 4;
+
+/// The file of partition `part` of the version whose first file is `first` (`7.sqlite` → `7.p1.sqlite`).
+pub fn part_path(first: &Path, part: usize) -> PathBuf {
+    if part == 0 {
+        return first.to_path_buf();
+    }
+    let stem = first.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    first.with_file_name(format!("{stem}.p{part}.sqlite"))
+}
+
+/// The partition of a digest: its first byte modulo the number of partitions (digests are uniform).
+pub fn part_of(digest: &[u8], parts: usize) -> usize {
+    digest.first().map_or(0, |b| usize::from(*b) % parts.max(1))
+}
+
+/// One partition's file and the digest rows waiting for it.
+struct Part {
     conn: Connection,
     path: PathBuf,
     rows: Vec<Row>,
     runs: Vec<PathBuf>,
-    kinds: u32,
-    records: u64,
 }
 
-impl FeedBuilder {
-    /// Create the file (it must not exist). `max_pages` caps its size (a full disk, simulated).
-    pub fn create(path: &Path, max_pages: Option<u64>) -> rusqlite::Result<FeedBuilder> {
+impl Part {
+    fn create(path: &Path, max_pages: Option<u64>, schema: &str) -> rusqlite::Result<Part> {
         let conn = Connection::open(path)?;
         // No journal: nothing reads this file before it is complete (see the module doc).
         conn.execute_batch(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
-             PRAGMA cache_size = -131072; PRAGMA temp_store = FILE;",
+             PRAGMA cache_size = -65536; PRAGMA temp_store = FILE;",
         )?;
         if let Some(p) = max_pages {
             conn.query_row(&format!("PRAGMA max_page_count = {p}"), [], |_| Ok(()))?;
         }
-        conn.execute_batch(FEED_SCHEMA)?;
+        conn.execute_batch(schema)?;
         conn.execute_batch("BEGIN")?;
-        Ok(FeedBuilder { conn, path: path.to_path_buf(), rows: Vec::new(), runs: Vec::new(), kinds: 0, records: 0 })
-    }
-
-    /// Add one record: its metadata row now, its digest rows to the sort.
-    pub fn add(&mut self, rec: &FeedRecord) -> Result<(), BuildError> {
-        let record = if rec.meta.is_empty() {
-            0
-        } else {
-            self.records += 1;
-            insert_record(&self.conn, "r", rec.class, &rec.digests, &rec.meta)? as u64
-        };
-        for d in &rec.digests {
-            let mut digest = [0u8; 32];
-            digest[..d.bytes().len()].copy_from_slice(d.bytes());
-            let kind = d.kind().code() as u8;
-            self.kinds |= 1 << kind;
-            self.rows.push(Row { kind, digest, record, class: rec.class.code() as u8 });
-        }
-        if self.rows.len() >= RUN_ROWS {
-            self.spill()?;
-        }
-        Ok(())
+        Ok(Part { conn, path: path.to_path_buf(), rows: Vec::new(), runs: Vec::new() })
     }
 
     fn spill(&mut self) -> Result<(), BuildError> {
@@ -148,67 +148,151 @@ impl FeedBuilder {
         Ok(())
     }
 
-    /// Sort and write the digest rows, build the indexes, close and fsync the file.
-    pub fn finish(mut self) -> Result<Built, BuildError> {
-        let result = self.finish_inner();
+    /// Merge the sorted runs (or sort the rows in memory) into `d`, in key order; returns the rows written.
+    fn write_digests(&mut self) -> Result<u64, BuildError> {
+        let mut digests = 0u64;
+        if !self.runs.is_empty() && !self.rows.is_empty() {
+            self.spill()?;
+        }
+        let mut st =
+            self.conn.prepare("INSERT OR IGNORE INTO d (kind, digest, record, class) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut put = |r: &Row| -> rusqlite::Result<()> {
+            digests += st.execute(params![r.kind, r.bytes(), r.record as i64, r.class])? as u64;
+            Ok(())
+        };
+        if self.runs.is_empty() {
+            self.rows.sort_unstable();
+            self.rows.dedup_by(|a, b| a.kind == b.kind && a.digest == b.digest && a.record == b.record);
+            for r in &self.rows {
+                put(r)?;
+            }
+        } else {
+            // k-way merge of the sorted runs.
+            let mut readers: Vec<BufReader<File>> = self
+                .runs
+                .iter()
+                .map(|p| File::open(p).map(|f| BufReader::with_capacity(1 << 20, f)))
+                .collect::<Result<_, _>>()?;
+            let mut heap = BinaryHeap::new();
+            for (i, r) in readers.iter_mut().enumerate() {
+                if let Some(row) = Row::read(r)? {
+                    heap.push(Reverse((row, i)));
+                }
+            }
+            let mut last: Option<Row> = None;
+            while let Some(Reverse((row, i))) = heap.pop() {
+                if last.is_none_or(|l| (l.kind, l.digest, l.record) != (row.kind, row.digest, row.record)) {
+                    put(&row)?;
+                    last = Some(row);
+                }
+                if let Some(next) = Row::read(&mut readers[i])? {
+                    heap.push(Reverse((next, i)));
+                }
+            }
+        }
+        self.rows = Vec::new();
+        Ok(digests)
+    }
+
+    /// Commit and make the file durable before the store points at it.
+    fn close(&mut self) -> Result<(), BuildError> {
+        self.conn.execute_batch("COMMIT")?;
+        File::open(&self.path)?.sync_all()?;
+        Ok(())
+    }
+
+    fn remove_runs(&self) {
         for r in &self.runs {
             let _ = std::fs::remove_file(r);
+        }
+    }
+}
+
+/// Writes one feed version: its first file (records, and partition 0 of the digests) and the other
+/// partitions' files, which are sorted and written in parallel at the end.
+pub struct FeedBuilder {
+    parts: Vec<Part>,
+    kinds: u32,
+    records: u64,
+}
+
+impl FeedBuilder {
+    /// Create the version's files (`parts` of them, 1 to [`MAX_PARTS`]); `first` must not exist.
+    /// `max_pages` caps each file's size (a full disk, simulated).
+    pub fn create(first: &Path, parts: usize, max_pages: Option<u64>) -> rusqlite::Result<FeedBuilder> {
+        let n = parts.clamp(1, MAX_PARTS);
+        let mut all = Vec::with_capacity(n);
+        for i in 0..n {
+            let schema = if i == 0 { FEED_SCHEMA } else { PART_SCHEMA };
+            let path = part_path(first, i);
+            let _ = std::fs::remove_file(&path);
+            all.push(Part::create(&path, max_pages, schema)?);
+        }
+        Ok(FeedBuilder { parts: all, kinds: 0, records: 0 })
+    }
+
+    /// Add one record: its metadata row now, its digest rows to the sort of their partitions.
+    pub fn add(&mut self, rec: &FeedRecord) -> Result<(), BuildError> {
+        let record = if rec.meta.is_empty() {
+            0
+        } else {
+            self.records += 1;
+            insert_record(&self.parts[0].conn, "r", rec.class, &rec.digests, &rec.meta)? as u64
+        };
+        let n = self.parts.len();
+        for d in &rec.digests {
+            let mut digest = [0u8; 32];
+            digest[..d.bytes().len()].copy_from_slice(d.bytes());
+            let kind = d.kind().code() as u8;
+            self.kinds |= 1 << kind;
+            let part = &mut self.parts[part_of(d.bytes(), n)];
+            part.rows.push(Row { kind, digest, record, class: rec.class.code() as u8 });
+            if part.rows.len() >= RUN_ROWS / n {
+                part.spill()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sort and write every partition's digest rows (in parallel), build the indexes, close and fsync.
+    pub fn finish(mut self) -> Result<Built, BuildError> {
+        let result = self.finish_inner();
+        for p in &self.parts {
+            p.remove_runs();
         }
         result
     }
 
     fn finish_inner(&mut self) -> Result<Built, BuildError> {
-        let mut digests = 0u64;
-        if !self.runs.is_empty() && !self.rows.is_empty() {
-            self.spill()?;
+        let (first, rest) = self.parts.split_first_mut().expect("at least one part");
+        let results: Vec<Result<u64, BuildError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter_mut()
+                .map(|p| {
+                    scope.spawn(move || {
+                        let n = p.write_digests()?;
+                        p.close()?;
+                        Ok(n)
+                    })
+                })
+                .collect();
+            let mut results = vec![first.write_digests()];
+            results.extend(handles.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| Err(BuildError::Io(std::io::Error::other("a partition writer panicked"))))
+            }));
+            results
+        });
+        let mut digests = 0;
+        for r in results {
+            digests += r?;
         }
-        {
-            let mut st =
-                self.conn.prepare("INSERT OR IGNORE INTO d (kind, digest, record, class) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut put = |r: &Row| -> rusqlite::Result<()> {
-                digests += st.execute(params![r.kind, r.bytes(), r.record as i64, r.class])? as u64;
-                Ok(())
-            };
-            if self.runs.is_empty() {
-                self.rows.sort_unstable();
-                self.rows.dedup_by(|a, b| a.kind == b.kind && a.digest == b.digest && a.record == b.record);
-                for r in &self.rows {
-                    put(r)?;
-                }
-            } else {
-                // k-way merge of the sorted runs.
-                let mut readers: Vec<BufReader<File>> = self
-                    .runs
-                    .iter()
-                    .map(|p| File::open(p).map(|f| BufReader::with_capacity(1 << 20, f)))
-                    .collect::<Result<_, _>>()?;
-                let mut heap = BinaryHeap::new();
-                for (i, r) in readers.iter_mut().enumerate() {
-                    if let Some(row) = Row::read(r)? {
-                        heap.push(Reverse((row, i)));
-                    }
-                }
-                let mut last: Option<Row> = None;
-                while let Some(Reverse((row, i))) = heap.pop() {
-                    if last.is_none_or(|l| (l.kind, l.digest, l.record) != (row.kind, row.digest, row.record)) {
-                        put(&row)?;
-                        last = Some(row);
-                    }
-                    if let Some(next) = Row::read(&mut readers[i])? {
-                        heap.push(Reverse((next, i)));
-                    }
-                }
-            }
-        }
-        self.rows = Vec::new();
-        self.conn.execute_batch("CREATE INDEX r_name ON r (name_key) WHERE name_key IS NOT NULL;")?;
-        self.conn.execute(
+        let first = &mut self.parts[0];
+        first.conn.execute_batch("CREATE INDEX r_name ON r (name_key) WHERE name_key IS NOT NULL;")?;
+        first.conn.execute(
             "INSERT INTO info (kinds, digests, records) VALUES (?1, ?2, ?3)",
             params![self.kinds, digests as i64, self.records as i64],
         )?;
-        self.conn.execute_batch("COMMIT")?;
-        // Make the file durable before the store points at it.
-        File::open(&self.path)?.sync_all()?;
+        first.close()?;
         Ok(Built { digests, records: self.records, kinds: self.kinds })
     }
 }
@@ -257,22 +341,31 @@ mod tests {
     fn runs_merge_sorted_and_deduplicated() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.sqlite");
-        let mut b = FeedBuilder::create(&path, None).unwrap();
+        let mut b = FeedBuilder::create(&path, 2, None).unwrap();
         // Force spilling by adding more than one run's worth in a small test: shrink via many duplicates.
         let d = |i: u32| Digest::from_bytes(DigestKind::Md5, &[&i.to_be_bytes()[..], &[0u8; 12]].concat()).unwrap();
         for i in (0..1000u32).rev() {
             b.add(&FeedRecord { class: Class::Malicious, digests: vec![d(i), d(i)], meta: Meta::default() }).unwrap();
         }
-        b.spill().unwrap();
+        for p in &mut b.parts {
+            p.spill().unwrap();
+        }
         for i in 500..1500u32 {
             b.add(&FeedRecord { class: Class::Malicious, digests: vec![d(i)], meta: Meta::default() }).unwrap();
         }
         let built = b.finish().unwrap();
         assert_eq!(built.digests, 1500);
         assert_eq!(built.kinds, 1 << DigestKind::Md5.code());
-        let c = Connection::open(&path).unwrap();
-        let n: i64 = c.query_row("SELECT count(*) FROM d", [], |r| r.get(0)).unwrap();
+        let mut n = 0i64;
+        for part in 0..2 {
+            let c = Connection::open(part_path(&path, part)).unwrap();
+            n += c.query_row("SELECT count(*) FROM d", [], |r| r.get::<_, i64>(0)).unwrap();
+            // Each row is in the partition its first byte says.
+            let mut st = c.prepare("SELECT digest FROM d").unwrap();
+            let digests: Vec<Vec<u8>> = st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+            assert!(digests.iter().all(|d| part_of(d, 2) == part), "partition {part}");
+        }
         assert_eq!(n, 1500);
-        assert!(std::fs::read_dir(dir.path()).unwrap().count() == 1, "run files are removed");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "run files are removed");
     }
 }

@@ -29,7 +29,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use sha2::{Digest as _, Sha256};
 
 use super::bloom::BloomFilter;
-use super::build::{BuildError, FeedBuilder, insert_record};
+use super::build::{BuildError, FeedBuilder, MAX_PARTS, insert_record, part_of, part_path};
 use super::feeds::{self, FeedFormat, FeedInfo, ParseOptions, Sink};
 use super::{Class, Digest, DigestKind, FeedRecord, Meta};
 use crate::report::{KnownLibrary, OtherVersion, StoreMatch};
@@ -53,10 +53,14 @@ pub const MIGRATIONS: &[&str] = &["
         content_sha256 TEXT,
         location       TEXT,
         fp_rate        REAL,
-        kinds          INTEGER NOT NULL DEFAULT 0
+        kinds          INTEGER NOT NULL DEFAULT 0,
+        parts          INTEGER NOT NULL DEFAULT 1
     );
     CREATE UNIQUE INDEX feeds_one_active ON feeds (source) WHERE state = 'active';
 "];
+
+/// Feed files from this size up are built in partitions, one per core.
+const PARALLEL_BUILD_BYTES: u64 = 32 << 20;
 
 /// How long a writer waits for another writer before "store busy" (override: `FILEREP_BUSY_TIMEOUT_MS`).
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -156,13 +160,16 @@ pub struct FeedRow {
     pub fp_rate: Option<f64>,
     /// Digest kinds present (bit `1 << code`; 0 = unknown, look up every kind).
     pub kinds: i64,
+    /// Files the version's digests are partitioned into (by first byte).
+    pub parts: i64,
 }
 
 /// An active source, ready for lookups: its own read-only connection for an imported version, or tables in
 /// the catalogue for a source of the user's own.
 struct Active {
     row: FeedRow,
-    conn: Option<Connection>,
+    /// The version's files (partition 0 also holds the records); empty for a source in the catalogue.
+    files: Vec<Connection>,
     d: String,
     r: String,
 }
@@ -383,6 +390,9 @@ impl SqliteStore {
     fn configure(&mut self) -> Result<(), Error> {
         let timeout = busy_timeout();
         self.conn.busy_timeout(timeout).map_err(|e| self.err(e))?;
+        // The last connection to close would checkpoint and delete the WAL and its index, and the next one
+        // rebuild them: a millisecond of system calls on every `check`. Writers checkpoint after imports.
+        let _ = self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
         // The header check: a file that is not SQLite fails here with "file is not a database".
         let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| self.err(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -507,13 +517,21 @@ impl SqliteStore {
         }
         let dir = feeds_dir(&self.path);
         if let Ok(entries) = fs::read_dir(&dir) {
-            let known: BTreeSet<String> = {
+            let rows: Vec<(String, i64)> = {
                 let mut st = self
                     .conn
-                    .prepare("SELECT location FROM feeds WHERE location IS NOT NULL")
+                    .prepare("SELECT location, parts FROM feeds WHERE location IS NOT NULL")
                     .map_err(|e| self.err(e))?;
-                st.query_map([], |r| r.get(0)).and_then(|rows| rows.collect()).map_err(|e| self.err(e))?
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(|rows| rows.collect())
+                    .map_err(|e| self.err(e))?
             };
+            let mut known = BTreeSet::new();
+            for (loc, parts) in rows {
+                for part in 0..parts.clamp(1, MAX_PARTS as i64) as usize {
+                    known.insert(part_path(Path::new(&loc), part).to_string_lossy().into_owned());
+                }
+            }
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !known.contains(&name) {
@@ -543,9 +561,10 @@ impl SqliteStore {
         })?;
         // The row goes first: a file without a row is garbage the next clean-up removes anyway.
         if let Some(loc) = location {
-            let f = feeds_dir(&self.path).join(&loc);
-            let _ = fs::remove_file(&f);
-            let _ = fs::remove_file(format!("{}.run0", f.display()));
+            let first = feeds_dir(&self.path).join(&loc);
+            for part in 0..MAX_PARTS {
+                let _ = fs::remove_file(part_path(&first, part));
+            }
         }
         Ok(())
     }
@@ -555,8 +574,8 @@ impl SqliteStore {
             let mut st = self
                 .conn
                 .prepare(
-                    "SELECT id, source, format, version, date, imported_at, records, digests, skipped, location, fp_rate, kinds \
-                     FROM feeds WHERE state = 'active' ORDER BY source",
+                    "SELECT id, source, format, version, date, imported_at, records, digests, skipped, location, fp_rate, kinds, \
+                     parts FROM feeds WHERE state = 'active' ORDER BY source",
                 )
                 .map_err(|e| self.err(e))?;
             st.query_map([], |r| {
@@ -573,6 +592,7 @@ impl SqliteStore {
                     location: r.get(9)?,
                     fp_rate: r.get(10)?,
                     kinds: r.get(11)?,
+                    parts: r.get(12)?,
                 })
             })
             .and_then(|rows| rows.collect())
@@ -589,21 +609,31 @@ impl SqliteStore {
                 self.blooms.push((row, bloom));
             } else if row.format == "manual" {
                 let id = row.id;
-                self.active.push(Active { row, conn: None, d: format!("d{id}"), r: format!("r{id}") });
+                self.active.push(Active { row, files: Vec::new(), d: format!("d{id}"), r: format!("r{id}") });
             } else {
-                let file = feeds_dir(&self.path).join(row.location.as_deref().unwrap_or_default());
-                let conn = open_feed_file(&file).map_err(|e| Error::Corrupt {
-                    path: self.path.display().to_string(),
-                    why: format!("source {}: its data file {} cannot be opened: {e}", row.source, file.display()),
-                })?;
-                self.active.push(Active { row, conn: Some(conn), d: "d".into(), r: "r".into() });
+                let first = feeds_dir(&self.path).join(row.location.as_deref().unwrap_or_default());
+                let mut files = Vec::new();
+                for part in 0..row.parts.clamp(1, MAX_PARTS as i64) as usize {
+                    let file = part_path(&first, part);
+                    files.push(open_feed_file(&file).map_err(|e| Error::Corrupt {
+                        path: self.path.display().to_string(),
+                        why: format!("source {}: its data file {} cannot be opened: {e}", row.source, file.display()),
+                    })?);
+                }
+                self.active.push(Active { row, files, d: "d".into(), r: "r".into() });
             }
         }
         Ok(())
     }
 
+    /// Where a source's records are.
     fn conn_of<'a>(&'a self, a: &'a Active) -> &'a Connection {
-        a.conn.as_ref().unwrap_or(&self.conn)
+        a.files.first().unwrap_or(&self.conn)
+    }
+
+    /// Where a source's rows for this digest are.
+    fn conn_for<'a>(&'a self, a: &'a Active, digest: &[u8]) -> &'a Connection {
+        if a.files.is_empty() { &self.conn } else { &a.files[part_of(digest, a.files.len())] }
     }
 
     /// Number of active sources (Bloom filters included).
@@ -641,7 +671,9 @@ impl SqliteStore {
         })?;
         let result = self.build_version(id, req, progress);
         match result {
-            Ok((info, content, counts, built)) => self.finish_import(id, req, info, content, counts, built, started),
+            Ok((info, content, counts, built, parts)) => {
+                self.finish_import(id, req, info, content, counts, built, parts, started)
+            }
             Err(e) => {
                 // Best effort: a full disk may refuse even this; the next writer's clean-up removes it then.
                 let _ = self.drop_version(id);
@@ -668,49 +700,103 @@ impl SqliteStore {
         id: i64,
         req: &ImportRequest,
         progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<(FeedInfo, Option<String>, SinkCounts, super::build::Built), Error> {
+    ) -> Result<(FeedInfo, Option<String>, SinkCounts, super::build::Built, usize), Error> {
         let dir = feeds_dir(&self.path);
         fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })?;
         let file = dir.join(format!("{id}.sqlite"));
         let _ = fs::remove_file(&file);
-        let builder = FeedBuilder::create(&file, max_page_count()).map_err(|e| self.build_error(e.into()))?;
-        let mut sink =
-            BuildSink { builder, strict: req.strict, counts: SinkCounts::default(), deferred: None, progress: None };
-        let (info, content) = if req.format == FeedFormat::NsrlRds3 {
-            let info = feeds::nsrl::parse(&req.path, &req.options, &mut sink);
-            (sink.result(info)?, None)
+        // Big feeds are split by digest into one file per core, sorted and written in parallel at the end.
+        let size = fs::metadata(&req.path).map(|m| m.len()).unwrap_or(0);
+        let parts = if size >= PARALLEL_BUILD_BYTES {
+            std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_PARTS)
         } else {
-            let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
-            let h2 = hasher.clone();
-            let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-            let seen2 = seen.clone();
-            let observer = Box::new(move |bytes: &[u8]| {
-                if let Ok(mut g) = h2.lock() {
-                    g.update(bytes);
-                }
-                seen2.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            });
-            let mut reader = feeds::open_input(&req.path, req.max_expanded, observer).map_err(feeds::Error::Io)?;
-            sink.progress = Some((progress, seen));
-            let info = dispatch(req.format, &mut reader, &req.options, &mut sink).map_err(unwrap_io_feed_error);
-            let info = sink.result(info)?;
-            // Read what the parser left (a footer) so that the digest covers the whole file.
-            std::io::copy(&mut reader, &mut std::io::sink())
-                .map_err(|e| Error::Feed(unwrap_io_feed_error(feeds::Error::Io(e))))?;
-            let digest = hasher.lock().map(|g| crate::hex::encode(&g.clone().finalize())).ok();
-            (info, digest)
+            1
         };
-        if sink.counts.records == 0 {
-            return Err(Error::Invalid(format!(
-                "no record could be read from {} as {} ({} bad lines): nothing imported, the store is unchanged",
-                req.path.display(),
-                req.format.as_str(),
-                sink.counts.skipped
-            )));
+        let mut builder =
+            FeedBuilder::create(&file, parts, max_page_count()).map_err(|e| self.build_error(e.into()))?;
+        // Two stages on two cores: this thread parses, the builder thread writes records and sorts runs (and
+        // at the end merges them into the file). Batches keep the channel cheap; its bound keeps memory flat.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<BuildMsg>(8);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<Option<super::build::Built>, BuildError> {
+                for msg in rx {
+                    match msg {
+                        BuildMsg::Records(batch) => {
+                            for rec in &batch {
+                                builder.add(rec)?;
+                            }
+                        }
+                        BuildMsg::Finish => return builder.finish().map(Some),
+                    }
+                }
+                Ok(None) // the parse failed: nothing to finish
+            });
+            let mut sink = BuildSink {
+                tx: Some(tx),
+                batch: Vec::with_capacity(BUILD_BATCH),
+                strict: req.strict,
+                counts: SinkCounts::default(),
+                progress: None,
+            };
+            let parsed = self.parse_into(req, progress, &mut sink);
+            let flushed = sink.flush();
+            let counts = sink.counts.clone();
+            let outcome = match (parsed, flushed) {
+                (Ok(ok), Ok(())) if counts.records > 0 => {
+                    let _ = sink.tx.as_ref().map(|t| t.send(BuildMsg::Finish));
+                    Ok(ok)
+                }
+                (Ok(_), Ok(())) => Err(Error::Invalid(format!(
+                    "no record could be read from {} as {} ({} bad lines): nothing imported, the store is unchanged",
+                    req.path.display(),
+                    req.format.as_str(),
+                    counts.skipped
+                ))),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            drop(sink); // closes the channel: the writer stops (after finishing, if it was told to)
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(BuildError::Io(std::io::Error::other("the writer thread panicked"))));
+            match (outcome, written) {
+                // A write error explains an aborted parse better than "aborted" does.
+                (_, Err(e)) => Err(self.build_error(e)),
+                (Err(e), _) => Err(e),
+                (Ok((info, content)), Ok(Some(built))) => Ok((info, content, counts, built, parts)),
+                (Ok(_), Ok(None)) => Err(Error::Build("the feed version was not finished".into())),
+            }
+        })
+    }
+
+    /// Run the format's parser over the feed into `sink`; returns what the feed says about itself and, for a
+    /// file read as a stream, the SHA-256 of its bytes (for idempotent re-imports).
+    fn parse_into<'p>(
+        &self,
+        req: &ImportRequest,
+        progress: &'p (dyn Fn(u64) + Sync),
+        sink: &mut BuildSink<'p>,
+    ) -> Result<(FeedInfo, Option<String>), Error> {
+        if req.format == FeedFormat::NsrlRds3 {
+            return Ok((feeds::nsrl::parse(&req.path, &req.options, sink)?, None));
         }
-        let counts = sink.counts.clone();
-        let built = sink.builder.finish().map_err(|e| self.build_error(e))?;
-        Ok((info, content, counts, built))
+        let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
+        let h2 = hasher.clone();
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let seen2 = seen.clone();
+        let observer = Box::new(move |bytes: &[u8]| {
+            if let Ok(mut g) = h2.lock() {
+                g.update(bytes);
+            }
+            seen2.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        });
+        let mut reader = feeds::open_input(&req.path, req.max_expanded, observer).map_err(feeds::Error::Io)?;
+        sink.progress = Some((progress, seen));
+        let info = dispatch(req.format, &mut reader, &req.options, sink).map_err(unwrap_io_feed_error)?;
+        // Read what the parser left (a footer) so that the digest covers the whole file.
+        std::io::copy(&mut reader, &mut std::io::sink())
+            .map_err(|e| Error::Feed(unwrap_io_feed_error(feeds::Error::Io(e))))?;
+        let digest = hasher.lock().map(|g| crate::hex::encode(&g.clone().finalize())).ok();
+        Ok((info, digest))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -722,6 +808,7 @@ impl SqliteStore {
         content: Option<String>,
         counts: SinkCounts,
         built: super::build::Built,
+        parts: usize,
         started: Instant,
     ) -> Result<ImportSummary, Error> {
         let version = req.version.clone().or(info.version);
@@ -768,7 +855,7 @@ impl SqliteStore {
             )?;
             c.execute(
                 "UPDATE feeds SET state = 'active', version = ?2, date = ?3, records = ?4, digests = ?5, skipped = ?6, \
-                 content_sha256 = ?7, kinds = ?8 WHERE id = ?1",
+                 content_sha256 = ?7, kinds = ?8, parts = ?9 WHERE id = ?1",
                 params![
                     id,
                     version,
@@ -777,7 +864,8 @@ impl SqliteStore {
                     built.digests as i64,
                     counts.skipped as i64,
                     content,
-                    built.kinds
+                    built.kinds,
+                    parts as i64
                 ],
             )?;
             Ok(())
@@ -789,6 +877,8 @@ impl SqliteStore {
             self.drop_version(p.id)?;
         }
         self.load_active()?;
+        // Fold the WAL back into the catalogue now (connections no longer do it on close).
+        let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         summary.seconds = started.elapsed().as_secs_f64();
         Ok(summary)
     }
@@ -977,15 +1067,13 @@ impl SqliteStore {
         let mut out = Vec::new();
         for a in &self.active {
             let f = &a.row;
-            let mut st = self
-                .conn_of(a)
-                .prepare_cached(&format!(
-                    "SELECT record, class FROM {} WHERE kind = ?1 AND digest = ?2 LIMIT {MAX_MATCHES_PER_SOURCE}",
-                    a.d
-                ))
-                .map_err(|e| self.err(e))?;
+            let sql = format!(
+                "SELECT record, class FROM {} WHERE kind = ?1 AND digest = ?2 LIMIT {MAX_MATCHES_PER_SOURCE}",
+                a.d
+            );
             // Only the kinds this source has: a SHA-256 list costs one probe, not six.
             for d in digests.iter().filter(|d| f.kinds == 0 || f.kinds & (1 << d.kind().code()) != 0) {
+                let mut st = self.conn_for(a, d.bytes()).prepare_cached(&sql).map_err(|e| self.err(e))?;
                 let hits: Vec<(i64, i64)> = st
                     .query_map(params![d.kind().code(), d.bytes()], |r| Ok((r.get(0)?, r.get(1)?)))
                     .and_then(|rows| rows.collect())
@@ -1134,9 +1222,11 @@ impl SqliteStore {
             p.push(suffix);
             size += fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
         }
-        for a in self.active.iter().filter(|a| a.conn.is_some()) {
-            let f = feeds_dir(&self.path).join(a.row.location.as_deref().unwrap_or_default());
-            size += fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+        for a in self.active.iter().filter(|a| !a.files.is_empty()) {
+            let first = feeds_dir(&self.path).join(a.row.location.as_deref().unwrap_or_default());
+            for part in 0..a.files.len() {
+                size += fs::metadata(part_path(&first, part)).map(|m| m.len()).unwrap_or(0);
+            }
         }
         Ok(StoreInfo {
             path: self.path.display().to_string(),
@@ -1173,8 +1263,7 @@ impl SqliteStore {
         }
         for a in &self.active {
             let f = &a.row;
-            let c = self.conn_of(a);
-            if a.conn.is_some() {
+            for c in &a.files {
                 match c.prepare("PRAGMA integrity_check").and_then(|mut st| {
                     st.query_map([], |r| r.get::<_, String>(0)).and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 }) {
@@ -1184,12 +1273,20 @@ impl SqliteStore {
                     Err(e) => problems.push(format!("source {}: its data file cannot be read: {e}", f.source)),
                 }
             }
-            match c.query_row(&format!("SELECT count(*) FROM {}", a.d), [], |r| r.get::<_, i64>(0)) {
-                Ok(n) if n == f.digests => {}
-                Ok(n) => {
-                    problems.push(format!("source {}: {n} digest rows, the catalogue says {}", f.source, f.digests))
+            let conns: Vec<&Connection> = if a.files.is_empty() { vec![&self.conn] } else { a.files.iter().collect() };
+            let mut total = 0i64;
+            let mut unreadable = false;
+            for c in conns {
+                match c.query_row(&format!("SELECT count(*) FROM {}", a.d), [], |r| r.get::<_, i64>(0)) {
+                    Ok(n) => total += n,
+                    Err(e) => {
+                        unreadable = true;
+                        problems.push(format!("source {}: its digests cannot be read: {e}", f.source));
+                    }
                 }
-                Err(e) => problems.push(format!("source {}: its digests cannot be read: {e}", f.source)),
+            }
+            if !unreadable && total != f.digests {
+                problems.push(format!("source {}: {total} digest rows, the catalogue says {}", f.source, f.digests));
             }
         }
         for (f, _) in &self.blooms {
@@ -1322,28 +1419,37 @@ struct SinkCounts {
     examples: Vec<(u64, String)>,
 }
 
-/// The sink an import writes through: straight into the version's file builder.
+/// Records handed from the parser to the builder thread per message.
+const BUILD_BATCH: usize = 4096;
+
+/// A message to the builder thread.
+enum BuildMsg {
+    /// Records to add.
+    Records(Vec<FeedRecord>),
+    /// The parse succeeded: sort, write and close the file.
+    Finish,
+}
+
+/// The sink an import writes through: batches of records to the builder thread.
 struct BuildSink<'a> {
-    builder: FeedBuilder,
+    tx: Option<std::sync::mpsc::SyncSender<BuildMsg>>,
+    batch: Vec<FeedRecord>,
     strict: bool,
     counts: SinkCounts,
-    deferred: Option<BuildError>,
     progress: Option<Progress<'a>>,
 }
 
 impl BuildSink<'_> {
-    /// The parse's result, with a deferred build error first (the parser only saw "aborted").
-    fn result(&mut self, parsed: Result<FeedInfo, feeds::Error>) -> Result<FeedInfo, Error> {
-        if let Some(e) = self.deferred.take() {
-            return Err(match e {
-                BuildError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::DiskFull => {
-                    Error::Full { path: String::new() }
-                }
-                BuildError::Io(io) if io.raw_os_error() == Some(28) => Error::Full { path: String::new() },
-                e => Error::Build(format!("writing the feed version failed: {e}")),
-            });
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.batch.is_empty() {
+            return Ok(());
         }
-        Ok(parsed?)
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BUILD_BATCH));
+        match &self.tx {
+            Some(tx) if tx.send(BuildMsg::Records(batch)).is_ok() => Ok(()),
+            // The writer stopped: its own error is reported once it is joined.
+            _ => Err(Error::Build("the feed version could not be written".into())),
+        }
     }
 }
 
@@ -1353,12 +1459,9 @@ impl Sink for BuildSink<'_> {
             return Ok(());
         }
         self.counts.records += 1;
-        if let Err(e) = self.builder.add(&rec) {
-            let msg = e.to_string();
-            self.deferred = Some(e);
-            return Err(feeds::Error::Aborted(msg));
-        }
-        if self.counts.records % 65_536 == 0 {
+        self.batch.push(rec);
+        if self.batch.len() >= BUILD_BATCH {
+            self.flush().map_err(|e| feeds::Error::Aborted(e.to_string()))?;
             if let Some((cb, seen)) = &self.progress {
                 cb(seen.load(std::sync::atomic::Ordering::Relaxed));
             }

@@ -2,12 +2,14 @@
 //! read-only, row by row, and turns each `FILE` row into a [`FeedRecord`].
 //!
 //! Both layouts expose `FILE(sha256, sha1, md5, file_name, file_size, package_id)`, `PKG`, `OS` and `MFG` with
-//! the same column names (tables in the flat layout, views over normalised tables in the full one), so one
-//! query serves both: each `FILE` row joined to one `PKG` row of its package (a package has a row per
-//! operating system, manufacturer, language and application type: one is picked, so rows are never
-//! multiplied), that package's `OS` and its manufacturer (`MFG`). A missing `PKG`, `OS` or `MFG` just leaves
-//! those fields empty; a database without `FILE` is refused. The data set's version and date come from
-//! `VERSION`. This module owns the SQL and the mapping; it does not own the store (de-duplication, versions,
+//! the same column names (tables in the flat layout, views over normalised tables in the full one), so the same
+//! queries serve both. `PKG`, `OS` and `MFG` are small (NSRL has a few hundred thousand packages): they are read
+//! once into memory, one row per id (a package has a row per operating system, manufacturer, language and
+//! application type: one is picked, so rows are never multiplied), at most 5,000,000 of each. Then `FILE` is
+//! scanned in storage order, each row given its package's name, `OS` and manufacturer (`MFG`) from memory: a
+//! join per row would cost more than the rest of the import. A missing `PKG`, `OS` or `MFG` just leaves those
+//! fields empty; a database without `FILE` is refused. The data set's version and date come from `VERSION`.
+//! This module owns the SQL and the mapping; it does not own the store (de-duplication, versions,
 //! transactions), never writes to the file (opened read-only, `immutable` on unix, `query_only`), and does not
 //! read the legacy RDS 2.x text files, zip archives or delta `.sql` files.
 
@@ -34,14 +36,15 @@ const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// invalid ones dropped; a row with no valid digest goes to [`Sink::skipped`] with its 1-based row number).
 /// Returns the data set's version and date from `VERSION` (the greatest version), when it has them.
 ///
-/// A file that is not SQLite, is truncated or corrupt, or has no `FILE` table or view gives
-/// [`Error::WrongFormat`]; other SQLite failures give [`Error::Sqlite`]; a sink error is returned unchanged.
+/// A file that is not SQLite, is truncated or corrupt, has no `FILE` table or view, or has more than 5,000,000
+/// packages, operating systems or manufacturers gives [`Error::WrongFormat`]; other SQLite failures give
+/// [`Error::Sqlite`]; a sink error is returned unchanged.
 pub fn parse(path: &Path, opts: &ParseOptions, sink: &mut dyn Sink) -> Result<FeedInfo, Error> {
     check_header(path)?;
     let conn = open_read_only(path).map_err(|e| db_error(e, "when opening it"))?;
     let schema = Schema::read(&conn)?;
     let info = read_version(&conn, &schema)?;
-    let packages = Packages::load(&conn, &schema)?;
+    let packages = Packages::load(&conn, &schema, MAX_IDS)?;
     let sql = schema.file_query();
     let mut stmt = conn.prepare(&sql).map_err(|e| schema_error(e, "the FILE table"))?;
     let mut rows = stmt.query([]).map_err(|e| db_error(e, "at its first FILE row"))?;
@@ -101,31 +104,35 @@ pub fn parse(path: &Path, opts: &ParseOptions, sink: &mut dyn Sink) -> Result<Fe
 /// database is refused rather than memory exhausted.
 const MAX_IDS: usize = 5_000_000;
 
-/// An id as the tables join on it: integers (and integral reals, and text spelling an integer, as SQLite's
-/// integer affinity would store them) as numbers, other text as bytes. NULL, blobs and fractional reals join
-/// nothing.
+/// An id as the tables join on it (equal values of a kind join). Integers, integral reals and text spelling an
+/// integer (as SQLite's integer affinity would store it) are numbers; NULL joins nothing.
 #[derive(Clone, Copy)]
 enum Id<'a> {
     Int(i64),
+    /// A fractional real, by its bits.
+    Real(u64),
     Text(&'a [u8]),
+    Blob(&'a [u8]),
 }
 
 impl<'a> Id<'a> {
     fn of(v: ValueRef<'a>) -> Option<Id<'a>> {
-        match v {
-            ValueRef::Integer(n) => Some(Id::Int(n)),
-            // -2^63 ..= 2^63 (exclusive) holds exactly the integral f64 that fit an i64.
+        Some(match v {
+            ValueRef::Null => return None,
+            ValueRef::Integer(n) => Id::Int(n),
+            // -2^63 .. 2^63 (exclusive) holds exactly the integral f64 that fit an i64.
             ValueRef::Real(f)
                 if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
             {
-                Some(Id::Int(f as i64))
+                Id::Int(f as i64)
             }
-            ValueRef::Text(b) => Some(match std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok()) {
+            ValueRef::Real(f) => Id::Real(f.to_bits()),
+            ValueRef::Text(b) => match std::str::from_utf8(b).ok().and_then(|s| s.parse::<i64>().ok()) {
                 Some(n) if n.to_string().as_bytes() == b => Id::Int(n),
                 _ => Id::Text(b),
-            }),
-            ValueRef::Real(_) | ValueRef::Null | ValueRef::Blob(_) => None,
-        }
+            },
+            ValueRef::Blob(b) => Id::Blob(b),
+        })
     }
 }
 
@@ -133,39 +140,44 @@ impl<'a> Id<'a> {
 #[derive(Default)]
 struct IdMap {
     ints: HashMap<i64, usize>,
+    reals: HashMap<u64, usize>,
     texts: HashMap<Box<[u8]>, usize>,
+    blobs: HashMap<Box<[u8]>, usize>,
 }
 
 impl IdMap {
     fn get(&self, id: Id<'_>) -> Option<usize> {
         match id {
-            Id::Int(n) => self.ints.get(&n).copied(),
-            Id::Text(b) => self.texts.get(b).copied(),
+            Id::Int(n) => self.ints.get(&n),
+            Id::Real(bits) => self.reals.get(&bits),
+            Id::Text(b) => self.texts.get(b),
+            Id::Blob(b) => self.blobs.get(b),
         }
+        .copied()
     }
 
     /// Map `id` to `i` unless it is mapped already (the first row of an id wins).
     fn insert(&mut self, id: Id<'_>, i: usize) {
         match id {
-            Id::Int(n) => {
-                self.ints.entry(n).or_insert(i);
-            }
-            Id::Text(b) => {
-                self.texts.entry(b.into()).or_insert(i);
-            }
-        }
+            Id::Int(n) => self.ints.entry(n).or_insert(i),
+            Id::Real(bits) => self.reals.entry(bits).or_insert(i),
+            Id::Text(b) => self.texts.entry(b.into()).or_insert(i),
+            Id::Blob(b) => self.blobs.entry(b.into()).or_insert(i),
+        };
     }
 
     fn len(&self) -> usize {
-        self.ints.len() + self.texts.len()
+        self.ints.len() + self.reals.len() + self.texts.len() + self.blobs.len()
     }
 }
 
-/// One row per id of a table, each turned into `T` by `f`, read with `sql` (which gives the id first).
+/// One row per id of a table, each turned into `T` by `f`, read with `sql` (which gives the id first); more
+/// than `max_ids` ids are refused.
 fn load<T>(
     conn: &Connection,
     table: &str,
     sql: &str,
+    max_ids: usize,
     mut f: impl FnMut(&Row<'_>) -> Result<T, Error>,
 ) -> Result<(IdMap, Vec<T>), Error> {
     let mut stmt = conn.prepare(sql).map_err(|e| schema_error(e, &format!("the {table} table")))?;
@@ -178,9 +190,10 @@ fn load<T>(
         if ids.get(id).is_some() {
             continue;
         }
-        if ids.len() >= MAX_IDS {
+        if ids.len() >= max_ids {
             return Err(wrong(format!(
-                "its {table} table has more than {MAX_IDS} distinct ids, more than any NSRL release: not loaded"
+                "its {table} table has more than {max_ids} distinct ids, far more than any NSRL release: \
+                 refused rather than read into memory"
             )));
         }
         ids.insert(id, values.len());
@@ -210,8 +223,8 @@ struct Packages {
 impl Packages {
     /// Read what the database has of `PKG`, `OS` and `MFG`, each reduced to one row per id (their keys are wider
     /// than the id: a package has a row per operating system, manufacturer, language and application type), the
-    /// row picked as [`Schema::one_per_id`] says.
-    fn load(conn: &Connection, schema: &Schema) -> Result<Packages, Error> {
+    /// row picked as [`Schema::one_per_id`] says; at most `max_ids` ids each.
+    fn load(conn: &Connection, schema: &Schema, max_ids: usize) -> Result<Packages, Error> {
         let has = |cols: &Option<Vec<String>>, c: &str| cols.as_ref().is_some_and(|cols| cols.iter().any(|x| x == c));
         if !(schema.file.iter().any(|c| c == "package_id") && has(&schema.pkg, "package_id")) {
             return Ok(Packages::default());
@@ -221,13 +234,13 @@ impl Packages {
         let (os_ids, oses) = if os_joined {
             let order = if has(&schema.os, "manufacturer_id") { "manufacturer_id" } else { "operating_system_id" };
             let sql = Schema::one_per_id("OS", &schema.os, "operating_system_id", &["name", "version"], order);
-            load(conn, "OS", &sql, |r| Ok(name_version(text(r, 1)?, text(r, 2)?)))?
+            load(conn, "OS", &sql, max_ids, |r| Ok(name_version(text(r, 1)?, text(r, 2)?)))?
         } else {
             Default::default()
         };
         let (mfg_ids, companies) = if mfg_joined {
             let sql = Schema::one_per_id("MFG", &schema.mfg, "manufacturer_id", &["name"], "manufacturer_id");
-            load(conn, "MFG", &sql, |r| Ok(text_ref(r, 1)?.as_deref().and_then(Meta::clean)))?
+            load(conn, "MFG", &sql, max_ids, |r| Ok(text_ref(r, 1)?.as_deref().and_then(Meta::clean)))?
         } else {
             Default::default()
         };
@@ -243,7 +256,7 @@ impl Packages {
             &["name", "version", "operating_system_id", "manufacturer_id"],
             &order,
         );
-        let (ids, packages) = load(conn, "PKG", &sql, |r| {
+        let (ids, packages) = load(conn, "PKG", &sql, max_ids, |r| {
             let os = if os_joined { Id::of(r.get_ref(3)?).and_then(|id| os_ids.get(id)) } else { None };
             let company = if mfg_joined { Id::of(r.get_ref(4)?).and_then(|id| mfg_ids.get(id)) } else { None };
             Ok(Package { name: name_version(text(r, 1)?, text(r, 2)?), os, company })
@@ -910,6 +923,118 @@ mod tests {
         assert_eq!(got.records.len(), 1);
         assert_eq!(got.records[0].digests.len(), 1);
         assert_eq!(got.records[0].meta, Meta { file_name: Some("empty".into()), ..Meta::default() });
+    }
+
+    /// Ids join by value as SQLite compares them: integers whatever their storage (an integral real, text spelling
+    /// an integer in an untyped column), fractional reals, text, blobs; NULL joins nothing. The first row of an id
+    /// (by the order of the other key columns) is the one used.
+    #[test]
+    fn ids_join_by_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("untyped.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE FILE (md5, file_name, package_id);
+             CREATE TABLE PKG (package_id, name, version, operating_system_id, manufacturer_id);
+             CREATE TABLE OS (operating_system_id, name, version);
+             CREATE TABLE MFG (manufacturer_id, name);
+             INSERT INTO PKG VALUES (5, 'P5', '1', 2, 1), (5, 'P5 later', '1', 1, 1), (9.5, 'P9.5', NULL, '1', 2),
+                 ('x7', 'PX', 'none', NULL, NULL), (X'07', 'PB', '', 1, 3), (NULL, 'PN', '1', 1, 1);
+             INSERT INTO OS VALUES (1, 'OS1', '10'), (2.0, 'OS2', NULL);
+             INSERT INTO MFG VALUES (1, 'M1'), ('2', 'M2');",
+        )
+        .unwrap();
+        let md5 = "D41D8CD98F00B204E9800998ECF8427E";
+        for (name, id) in [
+            ("int", rusqlite::types::Value::Integer(5)),
+            ("text", rusqlite::types::Value::Text("5".into())),
+            ("real", rusqlite::types::Value::Real(5.0)),
+            ("frac", rusqlite::types::Value::Real(9.5)),
+            ("x7", rusqlite::types::Value::Text("x7".into())),
+            ("X7", rusqlite::types::Value::Text("X7".into())),
+            ("blob", rusqlite::types::Value::Blob(vec![7])),
+            ("spaced", rusqlite::types::Value::Text(" 5".into())),
+            ("no id", rusqlite::types::Value::Null),
+        ] {
+            conn.execute("INSERT INTO FILE VALUES (?1, ?2, ?3)", (md5, name, id)).unwrap();
+        }
+        drop(conn);
+        let (_, got) = run(&path).unwrap();
+        let meta: Vec<_> = got
+            .records
+            .iter()
+            .map(|r| {
+                let m = &r.meta;
+                (m.file_name.as_deref().unwrap(), m.package.as_deref(), m.os.as_deref(), m.company.as_deref())
+            })
+            .collect();
+        let p5 = (Some("P5 later 1"), Some("OS1 10"), Some("M1"));
+        assert_eq!(
+            meta,
+            [
+                ("int", p5.0, p5.1, p5.2),
+                ("text", p5.0, p5.1, p5.2),
+                ("real", p5.0, p5.1, p5.2),
+                ("frac", Some("P9.5"), Some("OS1 10"), Some("M2")),
+                ("x7", Some("PX"), None, None),
+                ("X7", None, None, None),
+                ("blob", Some("PB"), Some("OS1 10"), None),
+                ("spaced", None, None, None),
+                ("no id", None, None, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn too_many_packages_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("pkgs.db")).unwrap();
+        conn.execute_batch(MINIMAL_SCHEMA).unwrap();
+        conn.execute_batch(
+            "INSERT INTO MFG VALUES (1, 'M');
+             INSERT INTO OS VALUES (1, 'OS', '1', 1);
+             INSERT INTO PKG VALUES (1, 'a', '1', 1, 1, 'English', 'x'), (1, 'a', '1', 1, 1, 'French', 'x'),
+                 (2, 'b', '1', 1, 1, 'English', 'x'), (3, 'c', '1', 1, 1, 'English', 'x');",
+        )
+        .unwrap();
+        let schema = Schema::read(&conn).unwrap();
+        let loaded = Packages::load(&conn, &schema, 3).map_err(|e| e.to_string()).unwrap();
+        assert_eq!((loaded.packages.len(), loaded.ids.len()), (3, 3));
+        assert_eq!(loaded.meta(0), (Some("a 1".into()), Some("OS 1".into()), Some("M".into())));
+        match Packages::load(&conn, &schema, 2).map(|_| ()).unwrap_err() {
+            Error::WrongFormat { format: "nsrl-rds3", why } => assert_eq!(
+                why,
+                "its PKG table has more than 2 distinct ids, far more than any NSRL release: refused rather than \
+                 read into memory"
+            ),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    /// Digests are read like `Digest::parse_hex` of the trimmed text, through the fast path or not.
+    #[test]
+    fn digest_columns_read_like_trimmed_hex() {
+        let sha1 = "DA39A3EE5E6B4B0D3255BFEF95601890AFD80709";
+        let want = Digest::parse_hex(DigestKind::Sha1, sha1).ok();
+        let text = |s: &str| digest(ValueRef::Text(s.as_bytes()), DigestKind::Sha1);
+        assert_eq!(text(sha1), want);
+        assert_eq!(text(&sha1.to_ascii_lowercase()), want);
+        assert_eq!(text(&format!(" \t{sha1}\r\n")), want);
+        // Whitespace only `str::trim` knows (vertical tab, no-break space) takes the slow path, same answer.
+        assert_eq!(text(&format!("\x0b{sha1}\u{a0}")), want);
+        assert_eq!(digest(ValueRef::Blob(sha1.as_bytes()), DigestKind::Sha1), want);
+        for bad in ["", "DA39", &sha1[1..], &format!("{sha1}0"), &sha1.replace('D', "G"), &sha1.replace('D', "\u{e9}")]
+        {
+            assert_eq!(text(bad), None, "{bad}");
+        }
+        assert_eq!(digest(ValueRef::Text(b"\xffA39A3EE5E6B4B0D3255BFEF95601890AFD80709"), DigestKind::Sha1), None);
+        assert_eq!(digest(ValueRef::Null, DigestKind::Sha1), None);
+        let digits = "12345678901234567890123456789012";
+        assert_eq!(
+            digest(ValueRef::Text(digits.as_bytes()), DigestKind::Md5),
+            Digest::parse_hex(DigestKind::Md5, digits).ok()
+        );
+        assert_eq!(digest(ValueRef::Integer(1234), DigestKind::Md5), None);
     }
 
     fn wrong_why(path: &Path) -> String {
