@@ -101,6 +101,55 @@ fn make_nsrl(path: &Path, files: u64, rng: &mut SplitMix) {
     conn.execute_batch("COMMIT").unwrap();
 }
 
+/// What `check` adds per file with a store: `reputation::consult` on a PE report (six digests, an original
+/// name with hundreds of other versions in the store, eight imported libraries the store knows by name).
+fn consult_latency(db: &Path, rng: &mut SplitMix, out: &mut impl Write) {
+    use filerep::report::{Hashes, Import, PeInfo, Report, VersionInfo};
+    let store = SqliteStore::open(db, Mode::Read).unwrap();
+    let mut times = Vec::new();
+    for i in 0..2000 {
+        let mut report = Report {
+            path: format!("file{}.dll", i % 50_000),
+            fully_analysed: true,
+            format: filerep::report::Format::Pe,
+            hashes: Hashes {
+                md5: Some(rng.hex(16)),
+                sha1: Some(rng.hex(20)),
+                sha256: Some(rng.hex(32)),
+                imphash: Some(rng.hex(16)),
+                authentihash_sha1: Some(rng.hex(20)),
+                authentihash_sha256: Some(rng.hex(32)),
+                ..Default::default()
+            },
+            pe: Some(PeInfo {
+                version_info: Some(VersionInfo {
+                    original_filename: Some(format!("file{}.dll", i % 50_000)),
+                    ..Default::default()
+                }),
+                imports: (0..8)
+                    .map(|k| Import { library: format!("FILE{}.DLL", (i * 8 + k) % 50_000), functions: vec![] })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        filerep::reputation::consult(&store, &mut report).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+        assert!(report.reputation.as_ref().is_some_and(|r| !r.additional_versions.is_empty()));
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
+    writeln!(
+        out,
+        "| consult per file (check's store work) | {} PE reports | p50 {:.0} µs | p99 {:.0} µs | |",
+        times.len(),
+        pct(0.5),
+        pct(0.99)
+    )
+    .unwrap();
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let rows: u64 =
@@ -193,6 +242,7 @@ fn main() {
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(s.records, files);
     drop(store);
+    consult_latency(&db2, &mut rng, &mut out);
     let size = size_on_disk(&db2);
     writeln!(
         out,

@@ -235,7 +235,7 @@ fn evidence_reasons(evidence: &Evidence, reasons: &mut Vec<Reason>) {
                         best.digest
                     ),
                     source,
-                    version_of(best),
+                    version_of(best).as_deref(),
                 ));
             }
         }
@@ -251,8 +251,12 @@ fn evidence_reasons(evidence: &Evidence, reasons: &mut Vec<Reason>) {
     }
 }
 
-fn version_of(m: &StoreMatch) -> Option<&str> {
-    m.source_version.as_deref().or(m.source_date.as_deref())
+/// The data set version of a match: its version, else its date, else when it was imported.
+fn version_of(m: &StoreMatch) -> Option<String> {
+    match (m.source_version.as_deref(), m.source_date.as_deref()) {
+        (Some(v), _) | (None, Some(v)) => Some(v.to_string()),
+        (None, None) => m.source_imported.get(..10).map(|day| format!("imported {day}")),
+    }
 }
 
 /// "smss.exe, Windows Session Manager by Microsoft Corporation" from whatever the record says.
@@ -285,6 +289,7 @@ fn match_reason(m: &StoreMatch, source: &str) -> Reason {
         format!("{} (the signed image, whatever the signature or overlay)", m.matched_by)
     };
     let version = version_of(m);
+    let version = version.as_deref();
     match m.class {
         Class::Malicious => Reason::data(
             "known-malicious",

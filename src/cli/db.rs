@@ -291,15 +291,10 @@ fn info(store: &SqliteStore, json: bool, out: &mut impl Write) -> Result<u8> {
         "source", "format", "version/date", "records", "digests", "skipped"
     )?;
     for f in &info.feeds {
-        let ver = match (&f.version, &f.date) {
-            (Some(v), Some(d)) if v != d => format!("{v} ({d})"),
-            (Some(v), _) => v.clone(),
-            (None, Some(d)) => d.clone(),
-            (None, None) => "-".into(),
-        };
+        let ver = f.version.as_ref().or(f.date.as_ref()).cloned().unwrap_or_else(|| "-".into());
         writeln!(
             out,
-            "{:<18} {:<18} {:<22} {:>12} {:>12} {:>8}  {}",
+            "{:<18} {:<18} {:<24} {:>12} {:>12} {:>8}  {}",
             f.source,
             f.format,
             ver,

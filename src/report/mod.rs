@@ -585,6 +585,8 @@ pub struct StoreMatch {
     pub source_version: Option<String>,
     /// The data set date of the source, as imported.
     pub source_date: Option<String>,
+    /// When the source was imported (RFC 3339 UTC): the only date a hash list without a version has.
+    pub source_imported: String,
     /// What the source says the file is.
     pub class: Class,
     /// Which digest matched (a file hash, an authentihash, or the imphash: weak evidence).
@@ -634,7 +636,7 @@ pub struct Relationships {
 pub struct KnownLibrary {
     /// The library name (lower case).
     pub name: String,
-    /// Records with that name in the store (all versions, all sources; counted up to a cap of 1,000).
+    /// Records with that name in the store (all versions, all sources; counted up to 100 per source).
     pub records: u64,
     /// The classes of those records (sorted, distinct).
     pub classes: Vec<Class>,

@@ -1085,6 +1085,7 @@ impl SqliteStore {
                         source: f.source.clone(),
                         source_version: f.version.clone(),
                         source_date: f.date.clone(),
+                        source_imported: f.imported_at.clone(),
                         class,
                         matched_by: d.kind(),
                         digest: d.hex(),
@@ -1102,6 +1103,7 @@ impl SqliteStore {
                         source: f.source.clone(),
                         source_version: f.version.clone(),
                         source_date: f.date.clone(),
+                        source_imported: f.imported_at.clone(),
                         class: Class::KnownFile,
                         matched_by: DigestKind::Sha1,
                         digest: d.hex(),
@@ -1135,7 +1137,7 @@ impl SqliteStore {
             let mut st = self
                 .conn_of(a)
                 .prepare_cached(&format!(
-                    "SELECT class, best_kind, best, meta FROM {} WHERE name_key = ?1 LIMIT 200",
+                    "SELECT class, best_kind, best, meta FROM {} WHERE name_key = ?1 LIMIT 50",
                     a.r
                 ))
                 .map_err(|e| self.err(e))?;
@@ -1186,7 +1188,7 @@ impl SqliteStore {
                 let mut st = self
                     .conn_of(a)
                     .prepare_cached(&format!(
-                        "SELECT class, count(*) FROM (SELECT class FROM {} WHERE name_key = ?1 LIMIT 1000) GROUP BY class",
+                        "SELECT class, count(*) FROM (SELECT class FROM {} WHERE name_key = ?1 LIMIT 100) GROUP BY class",
                         a.r
                     ))
                     .map_err(|e| self.err(e))?;
@@ -1205,7 +1207,7 @@ impl SqliteStore {
             if records > 0 {
                 out.push(KnownLibrary {
                     name: name.clone(),
-                    records: records.min(1000),
+                    records: records.min(100),
                     classes: classes.into_iter().collect(),
                     sources: sources.into_iter().collect(),
                 });
