@@ -102,17 +102,17 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
             .min(inputs.len())
     };
 
-    // The store is opened once, on this thread, which also prints: lookups take microseconds.
+    // The store is opened once, on this thread, which also prints: lookups take microseconds. A store that
+    // does not exist yet is not created by `check` (that is for `db import`): the report says it is empty.
+    let mut missing_store: Option<String> = None;
     let store = if args.no_store {
         None
     } else {
         match crate::store::sqlite::resolve_path(db) {
-            Ok(path) => match crate::store::sqlite::SqliteStore::open(&path, crate::store::sqlite::Mode::Read) {
-                Ok(store) => Some(store),
-                // A store that cannot be created here (a read-only home, another user's data directory) is
-                // no reason to refuse an answer; a store that exists but is damaged, busy or too new is.
-                Err(e @ crate::store::sqlite::Error::Io { .. }) if !path.exists() => {
-                    super::warn_line(&format!("{e}; judging from the files alone"));
+            Ok(path) => match crate::store::sqlite::SqliteStore::open_existing(&path) {
+                Ok(Some(store)) => Some(store),
+                Ok(None) => {
+                    missing_store = Some(path.display().to_string());
                     None
                 }
                 Err(e) => return Err(e.into()),
@@ -133,6 +133,10 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     let mut emit = |mut report: Report, out: &mut io::StdoutLock<'_>| -> Result<()> {
         if let Some(store) = &store {
             crate::reputation::consult(store, &mut report)?;
+        } else if let Some(path) = &missing_store {
+            if report.error.is_none() {
+                report.reputation = Some(crate::report::Reputation { store: path.clone(), ..Default::default() });
+            }
         }
         if let Some(err) = &report.error {
             errors = true;

@@ -287,7 +287,7 @@ impl FeedBuilder {
             digests += r?;
         }
         let first = &mut self.parts[0];
-        first.conn.execute_batch("CREATE INDEX r_name ON r (name_key) WHERE name_key IS NOT NULL;")?;
+        first.conn.execute_batch("CREATE INDEX r_name ON r (name_key, class) WHERE name_key IS NOT NULL;")?;
         first.conn.execute(
             "INSERT INTO info (kinds, digests, records) VALUES (?1, ?2, ?3)",
             params![self.kinds, digests as i64, self.records as i64],

@@ -326,7 +326,7 @@ fn open_feed_file(path: &Path) -> rusqlite::Result<Connection> {
         uri,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )?;
-    c.execute_batch("PRAGMA cache_size = -16384")?;
+    // (default page cache: lookups touch a handful of pages)
     Ok(c)
 }
 
@@ -378,6 +378,15 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Open the store for lookups if it exists; `None` when there is no store file yet (nothing is created:
+    /// `check` on a machine without a store costs nothing extra).
+    pub fn open_existing(path: &Path) -> Result<Option<SqliteStore>, Error> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        SqliteStore::open(path, Mode::Read).map(Some)
+    }
+
     /// The store file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -393,6 +402,11 @@ impl SqliteStore {
         // The last connection to close would checkpoint and delete the WAL and its index, and the next one
         // rebuild them: a millisecond of system calls on every `check`. Writers checkpoint after imports.
         let _ = self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+        if self._lock.is_none() {
+            // A reader of an existing store sets nothing: the journal mode is the store's (WAL, set by the
+            // writer that created it), and the rest only matters to writers. Start-up stays short.
+            return Ok(());
+        }
         // The header check: a file that is not SQLite fails here with "file is not a database".
         let mode: String = self.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| self.err(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -947,7 +961,7 @@ impl SqliteStore {
                         "CREATE TABLE d{id} (kind INTEGER NOT NULL, digest BLOB NOT NULL, record INTEGER NOT NULL, class INTEGER NOT NULL,
                                              PRIMARY KEY (kind, digest, record)) WITHOUT ROWID;
                          CREATE TABLE r{id} (id INTEGER PRIMARY KEY, class INTEGER NOT NULL, name_key TEXT, best_kind INTEGER, best BLOB, meta TEXT);
-                         CREATE INDEX r{id}_name ON r{id} (name_key) WHERE name_key IS NOT NULL;"
+                         CREATE INDEX r{id}_name ON r{id} (name_key, class) WHERE name_key IS NOT NULL;"
                     ))?;
                     id
                 }
@@ -1132,12 +1146,13 @@ impl SqliteStore {
     pub fn versions_of(&self, name_key: &str, exclude: &[Digest], limit: usize) -> Result<Vec<OtherVersion>, Error> {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
-        for a in &self.active {
+        // A source without records (a plain hash list) has no names: not even a query for it.
+        for a in self.active.iter().filter(|a| a.row.records > 0) {
             let f = &a.row;
             let mut st = self
                 .conn_of(a)
                 .prepare_cached(&format!(
-                    "SELECT class, best_kind, best, meta FROM {} WHERE name_key = ?1 LIMIT 50",
+                    "SELECT class, best_kind, best, meta FROM {} WHERE name_key = ?1 LIMIT 30",
                     a.r
                 ))
                 .map_err(|e| self.err(e))?;
@@ -1183,7 +1198,7 @@ impl SqliteStore {
             let mut records = 0u64;
             let mut classes = BTreeSet::new();
             let mut sources = BTreeSet::new();
-            for a in &self.active {
+            for a in self.active.iter().filter(|a| a.row.records > 0) {
                 let f = &a.row;
                 let mut st = self
                     .conn_of(a)
