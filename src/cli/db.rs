@@ -55,7 +55,7 @@ pub struct ImportArgs {
     /// The feed's format.
     #[arg(long, value_enum)]
     pub format: FeedFormat,
-    /// The feed file (gzip is undone automatically).
+    /// The feed file (gzip, and the first entry of a zip archive, are read as they come).
     pub path: PathBuf,
     /// The source name (default: by format, e.g. loldrivers, nsrl; required for hashlist).
     #[arg(long)]

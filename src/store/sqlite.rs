@@ -584,6 +584,15 @@ impl SqliteStore {
     }
 
     fn load_active(&mut self) -> Result<(), Error> {
+        // A writer may switch versions and delete the old files between our read of `feeds` and our open of
+        // those files: read the catalogue again once before calling the store damaged.
+        match self.load_active_once() {
+            Err(Error::Corrupt { .. }) => self.load_active_once(),
+            other => other,
+        }
+    }
+
+    fn load_active_once(&mut self) -> Result<(), Error> {
         let rows: Vec<FeedRow> = {
             let mut st = self
                 .conn

@@ -652,3 +652,29 @@ fn nsrl_hashlookup_and_bloom_feeds_say_known_file_not_good() {
     let (_, e) = run(d, &db, &["lookup", &members[10]], 2);
     assert!(e.contains("hashlookup-bloom") && e.contains("cannot be used"), "{e}");
 }
+
+/// MalwareBazaar publishes its full dump as a zip holding one CSV: imported as it comes, without unzipping.
+#[test]
+fn a_zipped_export_is_imported_as_it_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, db) = (dir.path(), dir.path().join("s.sqlite"));
+    let csv = std::fs::read(feed("malwarebazaar/recent_export_sample.csv")).unwrap();
+    let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflated.write_all(&csv).unwrap();
+    let data = deflated.finish().unwrap();
+    // A local file header with a data descriptor flag (sizes after the data), as streaming zip writers do.
+    let mut z = b"PK\x03\x04".to_vec();
+    for v in [20u16, 8, 8] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&[0; 16]);
+    z.extend_from_slice(&8u16.to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z.extend_from_slice(b"full.csv");
+    z.extend_from_slice(&data);
+    let zip = d.join("full.zip");
+    std::fs::write(&zip, z).unwrap();
+    let o = import(d, &db, "malwarebazaar-csv", &zip, &[]);
+    assert!(o.contains("imported 47 records"), "{o}");
+    lookup_json(d, &db, MB_RUSTY_SHA256, &[], 1);
+}

@@ -4,8 +4,8 @@
 //! versions and transactions) and never prints. Bad lines are normal input: a parser reports each one to
 //! [`Sink::skipped`] with its line number and goes on; the sink decides whether to abort (`--strict`, or too
 //! many bad lines). Shared here: the format names, the options, the error type, a line reader that caps line
-//! length (a giant line is skipped without being buffered), and [`open_input`], which undoes gzip with a cap
-//! on how far a file may expand.
+//! length (a giant line is skipped without being buffered), and [`open_input`], which undoes gzip and reads
+//! the first entry of a zip archive, with a cap on how far a file may expand.
 
 pub mod hashlist;
 pub mod hashlookup;
@@ -215,16 +215,65 @@ pub const DEFAULT_MAX_EXPANDED: u64 = 64 << 30;
 /// digest of the file's content).
 pub fn open_input(path: &Path, max_expanded: u64, observer: Observer) -> io::Result<Box<dyn BufRead + Send>> {
     let mut file = File::open(path)?;
-    let mut magic = [0u8; 2];
+    let mut magic = [0u8; 4];
     let n = read_full(&mut file, &mut magic)?;
     io::Seek::seek(&mut file, io::SeekFrom::Start(0))?;
     let counted = Observed { inner: file, observer };
-    if n == 2 && magic == [0x1f, 0x8b] {
-        let gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted));
-        Ok(Box::new(BufReader::with_capacity(1 << 16, Capped { inner: gz, left: max_expanded, limit: max_expanded })))
+    let capped = |inner: Box<dyn Read + Send>| -> Box<dyn BufRead + Send> {
+        Box::new(BufReader::with_capacity(1 << 16, Capped { inner, left: max_expanded, limit: max_expanded }))
+    };
+    if n >= 2 && magic[..2] == [0x1f, 0x8b] {
+        Ok(capped(Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted)))))
+    } else if n == 4 && magic == *b"PK\x03\x04" {
+        let mut raw = BufReader::with_capacity(1 << 16, counted);
+        let entry = zip_first_entry(&mut raw)?;
+        match entry.method {
+            8 => Ok(capped(Box::new(flate2::bufread::DeflateDecoder::new(raw)))),
+            0 if entry.size_known => Ok(capped(Box::new(raw.take(entry.compressed_size)))),
+            m => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("zip entry {} uses compression method {m}; only deflate and stored are read", entry.name),
+            )),
+        }
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 16, counted)))
     }
+}
+
+/// The local header of a zip archive's first entry (APPNOTE 4.3.7), read from the stream.
+struct ZipEntry {
+    name: String,
+    method: u16,
+    compressed_size: u64,
+    size_known: bool,
+}
+
+/// Read the first local file header of a zip archive, leaving the reader at the entry's data. The archives
+/// feeds come in (MalwareBazaar's `full.zip`) hold one CSV file; only that first entry is read.
+fn zip_first_entry(r: &mut impl Read) -> io::Result<ZipEntry> {
+    let mut h = [0u8; 30];
+    r.read_exact(&mut h)?;
+    let u16_at = |i: usize| u16::from_le_bytes([h[i], h[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let flags = u16_at(6);
+    if flags & 1 != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "the zip entry is encrypted"));
+    }
+    let method = u16_at(8);
+    let compressed = u32_at(18);
+    let (name_len, extra_len) = (usize::from(u16_at(26)), usize::from(u16_at(28)));
+    let mut name = vec![0u8; name_len];
+    r.read_exact(&mut name)?;
+    io::copy(&mut r.take(extra_len as u64), &mut io::sink())?;
+    // Bit 3: sizes are in a data descriptor after the data (fine for deflate, which ends by itself);
+    // 0xffffffff: the size is in a ZIP64 extra field, which this reader does not parse.
+    let size_known = flags & 8 == 0 && compressed != u32::MAX;
+    Ok(ZipEntry {
+        name: String::from_utf8_lossy(&name).into_owned(),
+        method,
+        compressed_size: u64::from(compressed),
+        size_known,
+    })
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -298,6 +347,52 @@ mod tests {
         let mut input = vec![b'x'; MAX_LINE * 3];
         input.extend_from_slice(b"\nok\n\xff\xfe\n");
         assert_eq!(collect(&input), ["1!line longer than 1 MiB", "2:ok", "3!not UTF-8"]);
+    }
+
+    /// A one-entry zip archive as MalwareBazaar publishes its full dump: local header, raw deflate data.
+    fn zip_of(name: &str, content: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        deflated.write_all(content).unwrap();
+        let data = deflated.finish().unwrap();
+        let mut z = Vec::new();
+        z.extend_from_slice(b"PK\x03\x04");
+        z.extend_from_slice(&20u16.to_le_bytes()); // version needed
+        z.extend_from_slice(&0u16.to_le_bytes()); // flags
+        z.extend_from_slice(&8u16.to_le_bytes()); // deflate
+        z.extend_from_slice(&[0; 8]); // time, date, crc-32 (not checked)
+        z.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        z.extend_from_slice(&(content.len() as u32).to_le_bytes());
+        z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        z.extend_from_slice(&0u16.to_le_bytes());
+        z.extend_from_slice(name.as_bytes());
+        z.extend_from_slice(&data);
+        // A central directory would follow; the reader stops at the end of the deflate stream.
+        z.extend_from_slice(b"PK\x01\x02 central directory...");
+        z
+    }
+
+    #[test]
+    fn a_zip_archive_is_read_from_its_first_entry_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.zip");
+        let content = "# header\nline one\n".repeat(10_000);
+        std::fs::write(&path, zip_of("full.csv", content.as_bytes())).unwrap();
+        let mut s = String::new();
+        open_input(&path, 1 << 30, Box::new(|_: &[u8]| {})).unwrap().read_to_string(&mut s).unwrap();
+        assert_eq!(s, content);
+        let err = open_input(&path, 1000, Box::new(|_: &[u8]| {})).unwrap().read_to_string(&mut s).unwrap_err();
+        assert!(err.to_string().contains("expands beyond 1000 bytes"), "{err}");
+        // An encrypted entry, or a method other than deflate or stored: a clear error.
+        let mut bad = zip_of("x.csv", b"abc");
+        bad[8] = 12; // bzip2
+        std::fs::write(&path, &bad).unwrap();
+        let err = open_input(&path, 1 << 20, Box::new(|_: &[u8]| {})).err().unwrap();
+        assert!(err.to_string().contains("compression method 12"), "{err}");
+        bad[6] = 1;
+        std::fs::write(&path, &bad).unwrap();
+        let err = open_input(&path, 1 << 20, Box::new(|_: &[u8]| {})).err().unwrap();
+        assert!(err.to_string().contains("encrypted"), "{err}");
     }
 
     #[test]
