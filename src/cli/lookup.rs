@@ -4,12 +4,13 @@
 //! else); one bad hash is an error (exit 2) that names it and says what is accepted. The verdict comes from
 //! the store's evidence alone, with the same levels, reasons and `--fail-on` as `check`.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 
 use anyhow::{Result, bail};
 
 use crate::report::{LookupDocument, LookupReport, SCHEMA_VERSION, card};
 use crate::store::DigestKind;
+use crate::store::feeds::{Line, Lines};
 use crate::store::sqlite::{Mode, SqliteStore};
 use crate::verdict::{self, Evidence, Level};
 
@@ -46,18 +47,20 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     let mut queries = Vec::new();
     for h in &args.hashes {
         if h == "-" {
-            let stdin = io::stdin().lock();
-            for (i, line) in stdin.lines().enumerate() {
-                let line = line.map_err(|e| anyhow::anyhow!("standard input: {e}"))?;
-                let t = line.trim();
+            // Line length is capped (a hostile stream without newlines cannot fill memory).
+            let mut lines = Lines::new(io::stdin().lock());
+            while let Some(line) = lines.next().map_err(|e| anyhow::anyhow!("standard input: {e}"))? {
+                let (no, t) = match line {
+                    Line::Text(no, t) => (no, t.trim()),
+                    Line::Bad(no, why) => bail!("standard input line {no}: {why}; expected one hash a line"),
+                };
                 if t.is_empty() || t.starts_with('#') {
                     continue;
                 }
                 if queries.len() >= MAX_STDIN_HASHES {
                     bail!("standard input: more than {MAX_STDIN_HASHES} hashes; split the list");
                 }
-                let d =
-                    parse_digest(t, args.kind).map_err(|e| anyhow::anyhow!("standard input line {}: {e:#}", i + 1))?;
+                let d = parse_digest(t, args.kind).map_err(|e| anyhow::anyhow!("standard input line {no}: {e:#}"))?;
                 queries.push(d);
             }
         } else {

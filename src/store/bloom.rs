@@ -177,18 +177,8 @@ impl BloomFilter {
 
 /// Read up to `buf.len()` bytes from the start of `file`; returns how many were read (fewer at end of file).
 fn read_prefix(file: &File, buf: &mut [u8]) -> io::Result<usize> {
-    use std::io::Read;
-    let mut n = 0;
     let mut r = file;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+    super::feeds::read_full(&mut r, buf)
 }
 
 /// Validate the first (up to 48) bytes of a file of `len` bytes.

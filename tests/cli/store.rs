@@ -207,6 +207,11 @@ fn bad_hashes_exit_2_with_the_accepted_format() {
     let (_, e) = text(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(e.contains("standard input line 2"), "{e}");
+    // A stream with no newline is cut off at 1 MiB, not read into memory whole.
+    let out = filerep(d).arg("--db").arg(&db).args(["lookup", "-"]).write_stdin(vec![b'a'; 3 << 20]).output().unwrap();
+    let (_, e) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(e.contains("standard input line 1: line longer than 1 MiB"), "{e}");
     // A good list from stdin: one answer per hash, in order.
     let out = filerep(d)
         .arg("--db")

@@ -577,7 +577,7 @@ fn digest(v: ValueRef<'_>, kind: DigestKind) -> Option<Digest> {
         let b = b.trim_ascii();
         let mut raw = [0u8; 32];
         let raw = &mut raw[..kind.len()];
-        if b.len() == 2 * raw.len() && decode_hex(b, raw) {
+        if b.len() == 2 * raw.len() && crate::store::decode_hex_into(b, raw) {
             return Digest::from_bytes(kind, raw);
         }
     }
@@ -589,33 +589,6 @@ fn digest(v: ValueRef<'_>, kind: DigestKind) -> Option<Digest> {
         ValueRef::Text(b) | ValueRef::Blob(b) => String::from_utf8_lossy(b),
     };
     Digest::parse_hex(kind, s.trim()).ok()
-}
-
-/// Decode hex `s` (twice as long as `out`) into `out`; false when a character is not a hex digit.
-fn decode_hex(s: &[u8], out: &mut [u8]) -> bool {
-    /// The value of each hex digit, 0xFF for other bytes.
-    const NIBBLE: [u8; 256] = {
-        let mut t = [0xFFu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            t[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            t[b'a' as usize + i] = 10 + i as u8;
-            t[b'A' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        t
-    };
-    let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
-        bad |= hi | lo;
-        *o = hi << 4 | lo;
-    }
-    bad & 0xF0 == 0
 }
 
 /// Column `i` as a size in bytes, `None` when NULL, negative or not a number.
