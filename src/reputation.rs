@@ -43,7 +43,11 @@ pub fn local_evidence(report: &Report) -> Evidence {
     };
     ev.masquerade = crate::masquerade::check(&claims)
         .into_iter()
-        .map(|f| MasqueradeFinding { id: f.id.to_string(), message: f.message })
+        // The reason names its source itself; the table's messages end with it too.
+        .map(|f| MasqueradeFinding {
+            id: f.id.to_string(),
+            message: f.message.strip_suffix(" (xcyclopedia)").unwrap_or(&f.message).to_string(),
+        })
         .collect();
     ev
 }

@@ -410,8 +410,11 @@ fn verdict_lines(c: &mut Card<'_>, verdict: &crate::verdict::Verdict, unreadable
         Level::Vulnerable | Level::Malicious => Style::Bad,
     };
     let q = c.paint(Style::Bold, "Should I block it?");
-    let a = c.paint(style, &v(&answer));
-    c.line(&format!(" {q}  {a}"));
+    // Long answers and reasons wrap under their own column instead of running past the card's width.
+    for (i, part) in wrap(&v(&answer), WIDTH - 21).iter().enumerate() {
+        let a = c.paint(style, part);
+        if i == 0 { c.line(&format!(" {q}  {a}")) } else { c.line(&format!("{}{a}", " ".repeat(21))) }
+    }
     for reason in &verdict.reasons {
         let (mark, style) = match reason.level {
             Level::Good => ("+", Style::Good),
@@ -421,15 +424,48 @@ fn verdict_lines(c: &mut Card<'_>, verdict: &crate::verdict::Verdict, unreadable
         };
         let mark = c.paint(style, mark);
         let id = pad(&reason.id, 30);
-        let msg = v(&reason.message);
-        let from = if reason.source == "file" {
-            String::new()
-        } else {
+        let mut text = v(&reason.message).into_owned();
+        let from = (reason.source != "file").then(|| {
             let label = source_label(&reason.source, reason.source_version.as_deref(), None);
-            format!("  {}", c.paint(Style::Dim, &format!("({})", v(&label))))
-        };
-        c.line(&format!("   {mark} {id}{msg}{from}"));
+            format!("({})", v(&label))
+        });
+        if let Some(f) = &from {
+            text = format!("{text}  {f}");
+        }
+        let lines = wrap(&text, WIDTH - 35);
+        for (i, part) in lines.iter().enumerate() {
+            // The source label is dimmed where it ends up (the end of the last line).
+            let shown = match (&from, i + 1 == lines.len()) {
+                (Some(f), true) if part.ends_with(f.as_str()) => {
+                    format!("{}{}", &part[..part.len() - f.len()], c.paint(Style::Dim, f))
+                }
+                _ => part.clone(),
+            };
+            if i == 0 {
+                c.line(&format!("   {mark} {id}{shown}"));
+            } else {
+                c.line(&format!("{}{shown}", " ".repeat(35)));
+            }
+        }
     }
+}
+
+/// Break `text` at spaces into lines of at most `width` columns (a longer word is cut with `…`).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split(' ') {
+        let need = UnicodeWidthStr::width(cur.as_str()) + usize::from(!cur.is_empty()) + UnicodeWidthStr::width(word);
+        if need > width && !cur.is_empty() {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(&clip(word, width));
+    }
+    lines.push(cur);
+    lines
 }
 
 fn pe_details(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
@@ -766,6 +802,17 @@ fn anomalies(c: &mut Card<'_>, r: &Report) {
     }
     if r.anomalies.len() > 20 {
         c.line(&format!("   … {} more (see --json)", r.anomalies.len() - 20));
+    }
+}
+
+#[cfg(test)]
+mod wrap_tests {
+    #[test]
+    fn wraps_at_spaces_within_the_width() {
+        assert_eq!(super::wrap("aa bb cc", 5), ["aa bb", "cc"]);
+        assert_eq!(super::wrap("", 5), [""]);
+        assert_eq!(super::wrap("abcdefgh", 5), ["abcd…"]);
+        assert!(super::wrap(&"word ".repeat(100), 40).iter().all(|l| l.chars().count() <= 40));
     }
 }
 
