@@ -683,3 +683,31 @@ fn a_zipped_export_is_imported_as_it_comes() {
     assert!(o.contains("imported 47 records"), "{o}");
     lookup_json(d, &db, MB_RUSTY_SHA256, &[], 1);
 }
+
+#[test]
+fn a_store_from_a_newer_filerep_is_refused_and_feed_strings_are_sanitised() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, db) = (dir.path(), dir.path().join("s.sqlite"));
+    // A file name with terminal escapes and a newline, as a hostile feed could carry.
+    let list = d.join("list.txt");
+    let h = "f".repeat(64);
+    std::fs::write(&list, format!("{h}  evil\x1b[2J\x1b]0;pwned\x07name.exe\n")).unwrap();
+    import(d, &db, "hashlist", &list, &["--source", "mine", "--class", "malicious"]);
+    let (card, _) = run(d, &db, &["lookup", &h], 1);
+    assert!(!card.contains('\x1b') && !card.contains('\x07'), "{card:?}");
+    assert!(card.contains("evil"), "{card}");
+    let (json, _) = run(d, &db, &["lookup", "--json", &h], 1);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["lookups"][0]["reputation"]["matches"][0]["meta"]["file_name"], "evil\x1b[2J\x1b]0;pwned\x07name.exe");
+
+    // A store whose schema is newer than this filerep: refused with one clear line, never altered.
+    rusqlite::Connection::open(&db).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    for args in [vec!["db", "info"], vec!["lookup", h.as_str()], vec!["db", "add", h.as_str(), "--class", "known-good"]]
+    {
+        let (_, e) = run(d, &db, &args, 2);
+        assert!(e.contains("schema version 99") && e.contains("upgrade filerep"), "{args:?}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let v: i64 = rusqlite::Connection::open(&db).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 99);
+}
