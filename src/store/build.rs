@@ -1,15 +1,19 @@
-//! Building one feed version's file: an SQLite database written once, then only ever read.
+//! Building one feed version's files: SQLite databases written once, then only ever read.
 //!
-//! An import writes its feed version into a file of its own next to the store (`<store>.feeds/<id>.sqlite`)
-//! with no journal and no fsync per transaction: nothing reads the file until it is complete, so a crash
-//! mid-build leaves only a file that no `feeds` row points at, which the next writer deletes. That is what
-//! makes an import fast (every page is written once, not to a WAL first), and the main store's one short
-//! switch transaction is what makes it visible.
+//! An import writes its feed version into files of its own next to the store (`<store>.feeds/<id>.sqlite`,
+//! and `<id>.p1.sqlite`… for the other partitions) with no journal and no fsync per transaction: nothing
+//! reads them until they are complete, so a crash mid-build leaves only files that no `feeds` row points at,
+//! which the next writer deletes. That is what makes an import fast (every page is written once, not to a WAL
+//! first); the catalogue's one short switch transaction is what makes the version visible. Each file is
+//! fsynced before that transaction.
 //!
-//! Digest rows are collected in memory, sorted in runs of [`RUN_ROWS`] (spilled to temporary files beyond
-//! that, so memory stays bounded whatever the feed's size), and merged into the `d` table in key order: SQLite
-//! builds a B-tree from sorted keys several times faster than from random ones. Records with metadata go to
-//! the `r` table as they arrive; its name index is built at the end.
+//! Digest rows are split by their first byte into partitions ([`part_of`]: one per core, at most
+//! [`MAX_PARTS`]), collected in memory, sorted in runs of [`RUN_ROWS`] in all (spilled to scratch files
+//! beyond that, so memory stays bounded whatever the feed's size), and at the end merged into each
+//! partition's `d` table in key order, the partitions in parallel: SQLite builds a B-tree from sorted keys
+//! several times faster than from random ones. Records with metadata go to the first file's `r` table as they
+//! arrive; its name index is built at the end. Not here: the catalogue, versions and the switch
+//! (`super::sqlite`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
