@@ -236,12 +236,23 @@ impl FeedBuilder {
     }
 
     /// Add one record: its metadata row now, its digest rows to the sort of their partitions.
-    pub fn add(&mut self, rec: &FeedRecord) -> Result<(), BuildError> {
-        let record = if rec.meta.is_empty() {
-            0
-        } else {
-            self.records += 1;
-            insert_record(&self.parts[0].conn, "r", rec.class, &rec.digests, &rec.meta)? as u64
+    pub fn add(&mut self, rec: &Prepared) -> Result<(), BuildError> {
+        let record = match &rec.row {
+            None => 0,
+            Some(row) => {
+                self.records += 1;
+                let mut st = self.parts[0].conn.prepare_cached(
+                    "INSERT INTO r (class, name_key, best_kind, best, meta) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                st.execute(params![
+                    rec.class.code(),
+                    row.name_key,
+                    row.best.map(|d| d.kind().code()),
+                    row.best.as_ref().map(|d| d.bytes()),
+                    row.json
+                ])?;
+                self.parts[0].conn.last_insert_rowid() as u64
+            }
         };
         let n = self.parts.len();
         for d in &rec.digests {
@@ -312,6 +323,43 @@ pub enum BuildError {
     Io(#[from] std::io::Error),
 }
 
+/// A record made ready for the builder on the parser's thread: the JSON and the keys are computed there, so
+/// that the builder's thread does only SQLite's work.
+pub struct Prepared {
+    /// The class.
+    pub class: Class,
+    /// The digests.
+    pub digests: Vec<Digest>,
+    /// The record row, when the record has metadata.
+    pub row: Option<PreparedRow>,
+}
+
+/// The `r` row of a record.
+pub struct PreparedRow {
+    name_key: Option<String>,
+    best: Option<Digest>,
+    json: String,
+}
+
+impl Prepared {
+    /// Prepare a parsed record.
+    pub fn from_record(rec: FeedRecord) -> Prepared {
+        let row = (!rec.meta.is_empty()).then(|| PreparedRow {
+            name_key: super::sqlite::name_key(&rec.meta),
+            best: best_digest(&rec.digests).copied(),
+            json: serde_json::to_string(&rec.meta).unwrap_or_default(),
+        });
+        Prepared { class: rec.class, digests: rec.digests, row }
+    }
+}
+
+/// A record's strongest file digest: SHA-256, else SHA-1, else MD5.
+fn best_digest(digests: &[Digest]) -> Option<&Digest> {
+    [DigestKind::Sha256, DigestKind::Sha1, DigestKind::Md5]
+        .into_iter()
+        .find_map(|k| digests.iter().find(|d| d.kind() == k))
+}
+
 /// Insert one record row into `table`; returns its id.
 pub fn insert_record(
     c: &Connection,
@@ -320,9 +368,7 @@ pub fn insert_record(
     digests: &[Digest],
     meta: &Meta,
 ) -> rusqlite::Result<i64> {
-    let best = [DigestKind::Sha256, DigestKind::Sha1, DigestKind::Md5]
-        .into_iter()
-        .find_map(|k| digests.iter().find(|d| d.kind() == k));
+    let best = best_digest(digests);
     let json = serde_json::to_string(meta).unwrap_or_default();
     let mut st = c.prepare_cached(&format!(
         "INSERT INTO {table} (class, name_key, best_kind, best, meta) VALUES (?1, ?2, ?3, ?4, ?5)"
@@ -349,13 +395,23 @@ mod tests {
         // Force spilling by adding more than one run's worth in a small test: shrink via many duplicates.
         let d = |i: u32| Digest::from_bytes(DigestKind::Md5, &[&i.to_be_bytes()[..], &[0u8; 12]].concat()).unwrap();
         for i in (0..1000u32).rev() {
-            b.add(&FeedRecord { class: Class::Malicious, digests: vec![d(i), d(i)], meta: Meta::default() }).unwrap();
+            b.add(&Prepared::from_record(FeedRecord {
+                class: Class::Malicious,
+                digests: vec![d(i), d(i)],
+                meta: Meta::default(),
+            }))
+            .unwrap();
         }
         for p in &mut b.parts {
             p.spill().unwrap();
         }
         for i in 500..1500u32 {
-            b.add(&FeedRecord { class: Class::Malicious, digests: vec![d(i)], meta: Meta::default() }).unwrap();
+            b.add(&Prepared::from_record(FeedRecord {
+                class: Class::Malicious,
+                digests: vec![d(i)],
+                meta: Meta::default(),
+            }))
+            .unwrap();
         }
         let built = b.finish().unwrap();
         assert_eq!(built.digests, 1500);

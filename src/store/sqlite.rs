@@ -29,7 +29,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use sha2::{Digest as _, Sha256};
 
 use super::bloom::BloomFilter;
-use super::build::{BuildError, FeedBuilder, MAX_PARTS, insert_record, part_of, part_path};
+use super::build::{BuildError, FeedBuilder, MAX_PARTS, Prepared, insert_record, part_of, part_path};
 use super::feeds::{self, FeedFormat, FeedInfo, ParseOptions, Sink};
 use super::{Class, Digest, DigestKind, FeedRecord, Meta};
 use crate::report::{KnownLibrary, OtherVersion, StoreMatch};
@@ -1451,7 +1451,7 @@ const BUILD_BATCH: usize = 4096;
 /// A message to the builder thread.
 enum BuildMsg {
     /// Records to add.
-    Records(Vec<FeedRecord>),
+    Records(Vec<Prepared>),
     /// The parse succeeded: sort, write and close the file.
     Finish,
 }
@@ -1459,7 +1459,7 @@ enum BuildMsg {
 /// The sink an import writes through: batches of records to the builder thread.
 struct BuildSink<'a> {
     tx: Option<std::sync::mpsc::SyncSender<BuildMsg>>,
-    batch: Vec<FeedRecord>,
+    batch: Vec<Prepared>,
     strict: bool,
     counts: SinkCounts,
     progress: Option<Progress<'a>>,
@@ -1485,7 +1485,8 @@ impl Sink for BuildSink<'_> {
             return Ok(());
         }
         self.counts.records += 1;
-        self.batch.push(rec);
+        // The JSON and the keys are made here, on the parser's thread; the builder's thread only writes.
+        self.batch.push(Prepared::from_record(rec));
         if self.batch.len() >= BUILD_BATCH {
             self.flush().map_err(|e| feeds::Error::Aborted(e.to_string()))?;
             if let Some((cb, seen)) = &self.progress {
