@@ -20,7 +20,7 @@
 //! lives, and every catalogue write is `BEGIN IMMEDIATE` with a busy timeout; readers are never blocked (WAL,
 //! and feed files that never change once visible).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -133,10 +133,11 @@ pub enum Error {
     },
 }
 
-/// One feed version as `feeds` holds it.
-#[derive(Debug, Clone)]
+/// One feed version as `feeds` holds it (and as `db info --json` shows it).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct FeedRow {
     /// Row id (also names the version's tables).
+    #[serde(skip)]
     pub id: i64,
     /// Source name.
     pub source: String,
@@ -248,28 +249,7 @@ pub struct StoreInfo {
     /// Schema version.
     pub schema_version: i64,
     /// Active feeds.
-    pub feeds: Vec<FeedInfoRow>,
-}
-
-/// One active feed in `db info`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FeedInfoRow {
-    /// Source name.
-    pub source: String,
-    /// Format.
-    pub format: String,
-    /// Data set version.
-    pub version: Option<String>,
-    /// Data set date.
-    pub date: Option<String>,
-    /// When imported.
-    pub imported_at: String,
-    /// Records with metadata.
-    pub records: i64,
-    /// Digest rows (for a Bloom filter: the elements it says it holds).
-    pub digests: i64,
-    /// Lines skipped at import.
-    pub skipped: i64,
+    pub feeds: Vec<FeedRow>,
 }
 
 fn default_store_path() -> Option<PathBuf> {
@@ -1258,20 +1238,7 @@ impl SqliteStore {
             path: self.path.display().to_string(),
             size,
             schema_version: self.user_version()?,
-            feeds: self
-                .active_feeds()
-                .into_iter()
-                .map(|f| FeedInfoRow {
-                    source: f.source,
-                    format: f.format,
-                    version: f.version,
-                    date: f.date,
-                    imported_at: f.imported_at,
-                    records: f.records,
-                    digests: f.digests,
-                    skipped: f.skipped,
-                })
-                .collect(),
+            feeds: self.active_feeds(),
         })
     }
 
@@ -1513,15 +1480,6 @@ impl Sink for BuildSink<'_> {
         }
         Ok(())
     }
-}
-
-/// Group matches by source for display: (source, classes) in order of first appearance.
-pub fn sources_of(matches: &[StoreMatch]) -> BTreeMap<String, BTreeSet<Class>> {
-    let mut out: BTreeMap<String, BTreeSet<Class>> = BTreeMap::new();
-    for m in matches {
-        out.entry(m.source.clone()).or_default().insert(m.class);
-    }
-    out
 }
 
 /// Count how often each value occurs and return the most common (ties: the first seen).
