@@ -14,6 +14,7 @@
 //! argument and decides the exit status once, at the end.
 
 pub mod analysis;
+pub mod authenticode;
 pub mod cli;
 pub mod entropy;
 pub mod hashing;

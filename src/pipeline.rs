@@ -5,7 +5,12 @@
 
 use base64::Engine;
 
+use std::sync::Arc;
+
 use crate::analysis::{self, authenticode};
+use crate::authenticode::crypto::HashAlg;
+use crate::authenticode::trust::TrustStore;
+use crate::authenticode::{ImageHashes, Verifier};
 use crate::hashing::{self, Digests, Plan};
 use crate::report::{Anomaly, Format, Hashes, Report};
 use crate::sample::{self, Content, Input};
@@ -16,11 +21,16 @@ use crate::verdict;
 pub struct Options {
     /// Bytes read into memory at most; above it the digests are streamed and the file is not fully analysed.
     pub max_size: u64,
+    /// Trust anchors and clock for Authenticode verification.
+    pub verifier: Arc<Verifier>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_size: sample::DEFAULT_MAX_SIZE }
+        Options {
+            max_size: sample::DEFAULT_MAX_SIZE,
+            verifier: Arc::new(Verifier::new(Arc::new(TrustStore::bundled()))),
+        }
     }
 }
 
@@ -32,7 +42,7 @@ pub fn check(input: &Input, opts: &Options) -> Report {
         ..Default::default()
     };
     match sample::load(input, opts.max_size) {
-        Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data),
+        Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data, &opts.verifier),
         Ok(Content::OverCap { head, mut rest }) => {
             let format = analysis::detect_format(&head);
             match hashing::digest_stream(head, &mut rest) {
@@ -59,15 +69,15 @@ pub fn check(input: &Input, opts: &Options) -> Report {
 /// Build the report of a file held whole in memory (also the entry point for fuzzing and tests).
 pub fn report_from_bytes(path: &str, data: &[u8]) -> Report {
     let mut report = Report { path: path.to_string(), ..Default::default() };
-    fill_from_bytes(&mut report, data);
+    fill_from_bytes(&mut report, data, &Options::default().verifier);
     report.verdict = verdict::decide(&report, &crate::reputation::local_evidence(&report));
     report
 }
 
-fn fill_from_bytes(report: &mut Report, data: &[u8]) {
+fn fill_from_bytes(report: &mut Report, data: &[u8], verifier: &Verifier) {
     let format = analysis::detect_format(data);
     let layout = if format == Format::Pe { authenticode::image_hash_layout(data, data.len() as u64) } else { None };
-    let plan = Plan { fuzzy: true, authentihash: layout.map(|l| l.hashed) };
+    let plan = Plan { fuzzy: true, authentihash: layout.as_ref().map(|l| l.hashed.clone()) };
     // For a large file the analysis runs while the digests are computed; a small one is not worth a thread.
     let (digests, facts) = if data.len() >= hashing::PARALLEL_THRESHOLD {
         std::thread::scope(|s| {
@@ -94,6 +104,14 @@ fn fill_from_bytes(report: &mut Report, data: &[u8]) {
     report.elf = facts.elf;
     report.macho = facts.macho;
     report.anomalies = facts.anomalies;
+    if let Some(layout) = &layout {
+        let known = [
+            (HashAlg::Sha1, report.hashes.authentihash_sha1.as_deref()),
+            (HashAlg::Sha256, report.hashes.authentihash_sha256.as_deref()),
+        ];
+        let mut hashes = ImageHashes::new(data, &layout.hashed, &known);
+        report.signature = Some(crate::authenticode::verify_pe(data, layout, &mut hashes, verifier));
+    }
 }
 
 fn set_file_digests(report: &mut Report, d: &Digests) {

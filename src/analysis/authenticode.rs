@@ -28,6 +28,8 @@ pub struct ImageHashLayout {
     pub hashed: Vec<Range<u64>>,
     /// The certificate table (file offset range), when the directory points at one inside the file.
     pub certificate_table: Option<Range<u64>>,
+    /// The security data directory (file offset, size) as the headers state it, when it is non-zero.
+    pub directory: Option<(u64, u64)>,
 }
 
 /// Compute which ranges of a file of `file_len` bytes the authentihash covers, reading the headers from
@@ -58,6 +60,7 @@ pub fn image_hash_layout(head: &[u8], file_len: u64) -> Option<ImageHashLayout> 
     let mut omit: Vec<Range<u64>> = Vec::with_capacity(3);
     omit.push(opt + 64..opt + 68);
     let mut table = None;
+    let mut directory = None;
     let opt_end = opt + opt_size;
     if opt_end >= rva_base + 4 {
         let n = u32_at(head, rva_base as usize)?;
@@ -65,6 +68,9 @@ pub fn image_hash_layout(head: &[u8], file_len: u64) -> Option<ImageHashLayout> 
             omit.push(cert_base..cert_base + 8);
             let address = u64::from(u32_at(head, cert_base as usize)?);
             let size = u64::from(u32_at(head, cert_base as usize + 4)?);
+            if address != 0 || size != 0 {
+                directory = Some((address, size));
+            }
             if size != 0 && address >= opt_end && address + size <= file_len {
                 omit.push(address..address + size);
                 table = Some(address..address + size);
@@ -83,7 +89,7 @@ pub fn image_hash_layout(head: &[u8], file_len: u64) -> Option<ImageHashLayout> 
     if file_len > at {
         hashed.push(at..file_len);
     }
-    Some(ImageHashLayout { hashed, certificate_table: table })
+    Some(ImageHashLayout { hashed, certificate_table: table, directory })
 }
 
 /// Cap on WIN_CERTIFICATE entries walked (a real file has one or two).

@@ -10,7 +10,12 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
+use std::sync::Arc;
+
 use anyhow::Result;
+
+use crate::authenticode::Verifier;
+use crate::authenticode::trust::TrustStore;
 
 use crate::pipeline::{self, Options};
 use crate::report::{Report, card, json};
@@ -57,6 +62,12 @@ pub struct Args {
     /// Judge from the file alone: do not open the reputation store.
     #[arg(long)]
     pub no_store: bool,
+    /// Also trust these certificates (PEM or DER) as Authenticode anchors, for every purpose; repeatable.
+    #[arg(long, value_name = "FILE.pem")]
+    pub trust: Vec<std::path::PathBuf>,
+    /// Trust only the `--trust` certificates, not the bundled Microsoft anchors.
+    #[arg(long, requires = "trust")]
+    pub trust_only: bool,
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -91,7 +102,11 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let opts = Options { max_size: args.max_size };
+    let mut trust = if args.trust_only { TrustStore::empty() } else { TrustStore::bundled() };
+    for file in &args.trust {
+        trust.add_file(file).map_err(|e| anyhow::anyhow!("--trust {e}"))?;
+    }
+    let opts = Options { max_size: args.max_size, verifier: Arc::new(Verifier::new(Arc::new(trust))) };
     // One input needs no worker threads (and no look at the CPU count, which reads cgroup files).
     let jobs = if inputs.len() <= 1 {
         1

@@ -58,6 +58,9 @@ pub struct Report {
     pub macho: Option<MachoInfo>,
     /// Everything odd found while parsing, in the order found.
     pub anomalies: Vec<Anomaly>,
+    /// Authenticode verification (null unless `format` is `pe`).
+    #[serde(default)]
+    pub signature: Option<SignatureReport>,
     /// What the reputation store knows (null when no store was consulted: `--no-store`, or no digest).
     #[serde(default)]
     pub reputation: Option<Reputation>,
@@ -666,4 +669,157 @@ pub struct LookupDocument {
     pub filerep_version: String,
     /// One answer per hash, in argument order.
     pub lookups: Vec<LookupReport>,
+}
+
+// ------------------------------------------------------------------------------------------ signature
+
+/// The Authenticode verdict on a PE file: every embedded signature checked on its own (digest, signer,
+/// chain, timestamp) and the structure of the certificate table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SignatureReport {
+    /// The overall result.
+    pub status: SignatureStatus,
+    /// One line saying why.
+    pub summary: String,
+    /// Every signature found: the ones in the certificate table, then the nested ones, in the order found.
+    pub signatures: Vec<SignatureCheck>,
+    /// Violations of the certificate table's structure (tampering) and parse failures, one line each.
+    pub problems: Vec<String>,
+    /// The catalog that signs this file, when a `--catalog` given lists its hash.
+    pub catalog: Option<CatalogMatch>,
+    /// The trust anchors used.
+    pub trust: TrustSummary,
+}
+
+/// The overall Authenticode result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignatureStatus {
+    /// Every check passes and the chain ends at a trusted anchor.
+    Valid,
+    /// Digest and signer verify, but the chain does not reach a trusted anchor.
+    Untrusted,
+    /// A digest or a signer's signature fails.
+    Invalid,
+    /// The structure is violated (data after the signature, a table that does not end the file).
+    Tampered,
+    /// The certificate table or the PKCS#7 cannot be parsed.
+    Malformed,
+    /// No embedded signature (the file may be catalog-signed).
+    #[default]
+    Absent,
+}
+
+impl SignatureStatus {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureStatus::Valid => "valid",
+            SignatureStatus::Untrusted => "untrusted",
+            SignatureStatus::Invalid => "invalid",
+            SignatureStatus::Tampered => "tampered",
+            SignatureStatus::Malformed => "malformed",
+            SignatureStatus::Absent => "absent",
+        }
+    }
+}
+
+/// One signature and its four checks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct SignatureCheck {
+    /// Which WIN_CERTIFICATE entry holds it (0-based).
+    pub entry: usize,
+    /// A nested signature (inside another signature's unauthenticated attributes).
+    pub nested: bool,
+    /// The digest algorithm of the signed image hash (`sha256`, `sha1`, `md5`, ...).
+    pub digest_algorithm: String,
+    /// MD5 or SHA-1: no longer collision-resistant.
+    pub digest_weak: bool,
+    /// The image hash the signature carries (lower-case hex).
+    pub signed_digest: Option<String>,
+    /// The image hash computed from the file with the same algorithm.
+    pub computed_digest: Option<String>,
+    /// The signed image hash equals the file's.
+    pub digest_ok: bool,
+    /// The signer's signature over the signed attributes verifies with the signer certificate, and the
+    /// message-digest attribute matches the signed content.
+    pub signer_ok: bool,
+    /// A chain from the signer to a trusted anchor, with code-signing usage and validity checked.
+    pub chain_ok: bool,
+    /// The verified timestamp (RFC 3339), or null when there is none or it did not verify.
+    pub timestamp: Option<String>,
+    /// The timestamp, verified or not.
+    pub countersignature: Option<TimestampCheck>,
+    /// The signer certificate's subject.
+    pub signer_subject: Option<String>,
+    /// The signer certificate's issuer.
+    pub issuer_subject: Option<String>,
+    /// The signer certificate's serial number (hex).
+    pub signer_serial: Option<String>,
+    /// The certificate chain built, signer first, ending at the anchor when one was reached.
+    pub chain: Vec<CertificateSummary>,
+    /// The trust anchor reached, and where it came from (`bundled` or the `--trust` file).
+    pub anchor: Option<String>,
+    /// Program name from the signed SpcSpOpusInfo attribute.
+    pub program_name: Option<String>,
+    /// "More info" URL from the signed SpcSpOpusInfo attribute.
+    pub more_info: Option<String>,
+    /// Why each failed check failed, one line each.
+    pub errors: Vec<String>,
+}
+
+/// A timestamp (countersignature) and its verification.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TimestampCheck {
+    /// `rfc3161` or `legacy` (PKCS#9 countersignature).
+    pub kind: String,
+    /// The time it states (RFC 3339), verified or not.
+    pub time: Option<String>,
+    /// The timestamp's signature, imprint and chain (to a time-stamping anchor) all verify.
+    pub ok: bool,
+    /// The timestamp authority's certificate subject.
+    pub authority: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// One certificate of a chain.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct CertificateSummary {
+    /// Subject.
+    pub subject: String,
+    /// Issuer.
+    pub issuer: String,
+    /// Serial number (hex).
+    pub serial: String,
+    /// notBefore (RFC 3339).
+    pub not_before: String,
+    /// notAfter (RFC 3339).
+    pub not_after: String,
+    /// SHA-1 thumbprint (hex).
+    pub sha1: String,
+}
+
+/// A catalog that lists the file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct CatalogMatch {
+    /// The catalog file, as given.
+    pub file: String,
+    /// The member hash that matched (the file's authentihash, lower-case hex).
+    pub member_hash: String,
+    /// The catalog's own signature checks.
+    pub signature: SignatureCheck,
+    /// The catalog's signature is valid (every check, chain to a trusted anchor).
+    pub valid: bool,
+}
+
+/// Which anchors a verification used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct TrustSummary {
+    /// The bundled anchors were used (not `--trust-only`).
+    pub bundled: bool,
+    /// Anchors from `--trust` files.
+    pub user_anchors: usize,
+    /// Revocation is not checked: filerep works offline.
+    pub revocation_checked: bool,
 }
