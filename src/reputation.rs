@@ -38,8 +38,14 @@ pub fn local_evidence(report: &Report) -> Evidence {
         path: Some(&report.path),
         original_name: vi.and_then(|v| v.original_filename.as_deref()),
         company: vi.and_then(|v| v.company_name.as_deref()),
-        // The signer's subject arrives with Authenticode verification; until then nothing is claimed.
-        signer: None,
+        // Only a signer whose signature over the file verifies is a claim worth checking; a broken signature
+        // is reported on its own.
+        signer: report
+            .signature
+            .as_ref()
+            .and_then(|s| s.signatures.first())
+            .filter(|c| c.digest_ok && c.signer_ok)
+            .and_then(|c| c.signer_subject.as_deref()),
     };
     ev.masquerade = crate::masquerade::check(&claims)
         .into_iter()

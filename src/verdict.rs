@@ -15,7 +15,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Format, PeInfo, Report, StoreMatch};
+use crate::report::{Format, PeInfo, Report, SignatureReport, SignatureStatus, StoreMatch};
 use crate::store::{Class, DigestKind};
 
 /// Ordered verdict level: `good` < `unknown` < `suspicious` < `vulnerable` < `malicious`.
@@ -455,12 +455,46 @@ fn pe_reasons(pe: &PeInfo, report: &Report, reasons: &mut Vec<Reason>) {
         ));
     }
 
-    if pe.signature.present {
-        reasons.push(Reason::file(
-            "embedded-signature",
-            Level::Unknown,
-            "an embedded Authenticode signature is present (not verified yet)",
-        ));
+    if let Some(sig) = &report.signature {
+        signature_reasons(sig, reasons);
+    }
+}
+
+/// Source name of reasons from Authenticode verification.
+pub const SIGNATURE_SOURCE: &str = "authenticode";
+
+/// Reasons from Authenticode verification: a valid chain to a trusted anchor is good evidence naming the
+/// publisher; a signature that does not match the file, a broken structure or an unreadable signature is
+/// suspicious; an untrusted chain is said, not judged; no embedded signature says nothing (catalog-signed
+/// system files have none).
+fn signature_reasons(sig: &SignatureReport, reasons: &mut Vec<Reason>) {
+    let anchors = sig.trust.anchors_version.as_deref();
+    let (id, level) = match sig.status {
+        SignatureStatus::Absent => return,
+        SignatureStatus::Valid => ("signature-valid", Level::Good),
+        SignatureStatus::Untrusted => ("signature-untrusted", Level::Unknown),
+        SignatureStatus::Invalid => ("signature-invalid", Level::Suspicious),
+        SignatureStatus::Tampered => ("signature-tampered", Level::Suspicious),
+        SignatureStatus::Malformed => ("signature-malformed", Level::Suspicious),
+    };
+    let message = match sig.status {
+        SignatureStatus::Valid => format!("valid signature: {}", sig.summary),
+        SignatureStatus::Untrusted => format!("Authenticode signature not trusted: {}", sig.summary),
+        SignatureStatus::Invalid => format!("Authenticode signature invalid: {}", sig.summary),
+        SignatureStatus::Tampered => format!("Authenticode structure tampered with: {}", sig.summary),
+        _ => format!("Authenticode signature malformed: {}", sig.summary),
+    };
+    reasons.push(Reason::data(id, level, message, SIGNATURE_SOURCE, anchors));
+    if sig.status == SignatureStatus::Valid {
+        if let Some(weak) = sig.signatures.iter().find(|c| c.digest_weak) {
+            reasons.push(Reason::data(
+                "signature-weak-digest",
+                Level::Unknown,
+                format!("a signature uses {}, which no longer resists collisions", weak.digest_algorithm),
+                SIGNATURE_SOURCE,
+                anchors,
+            ));
+        }
     }
 }
 

@@ -74,7 +74,12 @@ impl Verifier {
     }
 
     fn trust_summary(&self) -> TrustSummary {
-        TrustSummary { bundled: self.trust.bundled, user_anchors: self.trust.user_count(), revocation_checked: false }
+        TrustSummary {
+            bundled: self.trust.bundled,
+            user_anchors: self.trust.user_count(),
+            revocation_checked: false,
+            anchors_version: self.trust.bundled.then(|| trust::bundled_version().to_string()),
+        }
     }
 }
 
@@ -219,8 +224,12 @@ fn overall(checks: &[SignatureCheck], tampered: &[String], malformed: &[String])
         return (SignatureStatus::Malformed, "the certificate table holds no signature".into());
     };
     if let Some(bad) = checks.iter().find(|c| !c.digest_ok) {
-        let why = bad.errors.first().cloned().unwrap_or_default();
-        return (SignatureStatus::Invalid, format!("the file does not match its signature: {why}"));
+        let what = if bad.computed_digest.is_some() {
+            "the file's image hash is not the signed one: it was modified after signing".to_string()
+        } else {
+            bad.errors.first().cloned().unwrap_or_default()
+        };
+        return (SignatureStatus::Invalid, what);
     }
     if let Some(bad) = checks.iter().find(|c| !c.signer_ok) {
         let why = bad.errors.first().cloned().unwrap_or_default();

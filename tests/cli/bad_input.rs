@@ -984,7 +984,13 @@ fn valid_pe_reads_back(pe32_plus: bool) {
     assert_eq!(report["format"], "pe");
     assert_eq!(report["fully_analysed"], true, "{what}: {:#}", report["limits"]);
     assert_eq!(anomaly_ids(&report), Vec::<&str>::new(), "{what}: a clean file has no anomalies");
-    assert_eq!(level_of(&report), "unknown");
+    // The sample's certificate table holds a placeholder PKCS#7 (a SignedData with no signer): verification
+    // says so, and that alone makes the file suspicious.
+    assert_eq!(report["signature"]["status"], "malformed", "{what}: {:#}", report["signature"]);
+    assert_eq!(level_of(&report), "suspicious");
+    let ids: Vec<&str> =
+        report["verdict"]["reasons"].as_array().unwrap().iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids.iter().filter(|id| **id != "signature-malformed").count(), 0, "{what}: {ids:?}");
     assert_eq!(report["hashes"]["imphash"], sample_imphash(), "{what}: imphash");
     assert_eq!(report["hashes"]["authentihash_sha256"], authentihash_sha256(&file), "{what}: authentihash");
 
