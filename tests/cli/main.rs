@@ -8,6 +8,8 @@ mod bad_input;
 mod check;
 mod conformance;
 mod mutation;
+mod signatures;
+mod sigkit;
 mod snapshots;
 mod store;
 mod support;
