@@ -114,7 +114,9 @@ impl TrustStore {
         let origin = Origin::User(shown.clone());
         let found = match std::str::from_utf8(&bytes) {
             Ok(text) if text.contains("-----BEGIN") => parse_pem(text, origin, Some(purpose::ALL)),
-            _ => Cert::parse(&bytes).map(|cert| vec![Anchor { cert, purposes: purpose::ALL, origin }]),
+            _ => Cert::parse(&bytes)
+                .map(|cert| vec![Anchor { cert, purposes: purpose::ALL, origin }])
+                .map_err(|e| format!("no certificate in the file: neither PEM nor a DER certificate ({e})")),
         }
         .map_err(|reason| TrustError::Invalid { path: shown.clone(), reason })?;
         if found.is_empty() {

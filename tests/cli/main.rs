@@ -4,12 +4,13 @@
 #[path = "../fixtures/mod.rs"]
 mod fixtures;
 
+mod authenticode;
 mod bad_input;
 mod check;
 mod conformance;
 mod mutation;
-mod signatures;
 mod sigkit;
+mod signatures;
 mod snapshots;
 mod store;
 mod support;

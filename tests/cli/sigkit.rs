@@ -10,7 +10,7 @@ use p256::ecdsa::signature::hazmat::PrehashVerifier;
 use p256::ecdsa::{DerSignature, VerifyingKey};
 
 use crate::fixtures::authenticode::*;
-use crate::fixtures::{pe_checksum, Pe};
+use crate::fixtures::{Pe, pe_checksum};
 
 /// A small PE32+ whose length before signing is not a multiple of 8 (so signing has to pad).
 fn odd_length_pe() -> Vec<u8> {

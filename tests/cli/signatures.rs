@@ -193,7 +193,10 @@ fn signatures_agree_with_signify_osslsigncode_and_lief() {
             problems.push(format!("{name}: status {status}, expected {expected_status} (signify {signify_all})"));
         }
     }
-    assert!(compared >= 26 || !corpus_required(), "only {compared} corpus files compared (26 PE files have oracle values)");
+    assert!(
+        compared >= 26 || !corpus_required(),
+        "only {compared} corpus files compared (26 PE files have oracle values)"
+    );
     assert!(problems.is_empty(), "disagreements:\n{}", problems.join("\n"));
 }
 

@@ -1,0 +1,281 @@
+//! Authenticode verification on files the tests sign themselves (`fixtures::authenticode`, a P-256 PKI made
+//! from fixed seeds): a valid signature, each hostile case the issue lists, and each check failing on its own.
+//! Every case runs the real binary with `--trust` on the kit's roots (`--trust-only` where the bundled
+//! anchors would only add noise).
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::fixtures::Pe;
+use crate::fixtures::authenticode::{
+    self as kit, CertSpec, DigestAlg, Flaw, Pki, Signature, data_after_certificate_table, extra_bytes_in_certificate,
+    flip_code_byte, sign_pe, sign_pe_entries, sign_with_self_signed_leaf, sigthief, utc, with_security_directory,
+    with_win_certificate_length,
+};
+use crate::support;
+
+/// The fixture module's complete sample PE (imports, resources, version info), without its placeholder
+/// certificate table.
+fn unsigned() -> Vec<u8> {
+    let mut pe = Pe::sample(true);
+    pe.certificate = None;
+    pe.build().bytes
+}
+
+/// Write `file`, the kit's roots as `roots.pem`, and return `check --json`'s report.
+fn check(dir: &Path, pki: &Pki, file: &[u8], extra: &[&str]) -> Value {
+    let roots = dir.join("roots.pem");
+    std::fs::write(&roots, kit::pem_bundle(&[&pki.root, &pki.tsa_root])).unwrap();
+    std::fs::write(dir.join("signed.exe"), file).unwrap();
+    let out = support::filerep(dir)
+        .args(["check", "--json", "--no-store", "--trust", roots.to_str().unwrap()])
+        .args(extra)
+        .arg("signed.exe")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["reports"][0].clone()
+}
+
+fn sig(report: &Value) -> &Value {
+    &report["signature"]
+}
+
+fn reason_ids(report: &Value) -> Vec<String> {
+    report["verdict"]["reasons"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_signature_chaining_to_a_trusted_root_is_valid_and_good_evidence() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let signed = sign_pe(&unsigned(), &pki.signature().timestamp(pki.rfc3161(utc(2025, 3, 1, 12, 0, 0))));
+    let r = check(dir.path(), &pki, &signed, &["--trust-only"]);
+    let s = sig(&r);
+    assert_eq!(s["status"], "valid", "{s:#}");
+    let one = &s["signatures"][0];
+    for check in ["digest_ok", "signer_ok", "chain_ok"] {
+        assert_eq!(one[check], true, "{check}: {one:#}");
+    }
+    assert_eq!(one["digest_algorithm"], "sha256");
+    assert_eq!(one["timestamp"], "2025-03-01T12:00:00Z");
+    assert_eq!(one["countersignature"]["kind"], "rfc3161");
+    assert_eq!(one["signer_subject"], "CN=Filerep Test Publisher, O=Filerep Test PKI");
+    assert_eq!(one["issuer_subject"], "CN=Filerep Test Code Signing CA, O=Filerep Test PKI");
+    assert_eq!(one["nested"], false);
+    let chain: Vec<&str> = one["chain"].as_array().unwrap().iter().map(|c| c["subject"].as_str().unwrap()).collect();
+    assert_eq!(chain.len(), 3, "leaf, intermediate, root: {chain:?}");
+    assert_eq!(s["trust"]["revocation_checked"], false);
+    assert_eq!(r["verdict"]["level"], "good");
+    assert_eq!(reason_ids(&r), ["signature-valid"]);
+    assert_eq!(r["verdict"]["reasons"][0]["source"], "authenticode");
+
+    // The same file against the bundled anchors only: the kit's root is nobody's.
+    std::fs::write(dir.path().join("signed.exe"), &signed).unwrap();
+    let out = support::filerep(dir.path()).args(["check", "--json", "--no-store", "signed.exe"]).output().unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["reports"][0]["signature"];
+    assert_eq!(s["status"], "untrusted", "{s:#}");
+    assert_eq!(s["signatures"][0]["digest_ok"], true);
+    assert_eq!(s["signatures"][0]["signer_ok"], true);
+    assert!(s["signatures"][0]["errors"][0].as_str().unwrap().contains("Filerep Test Root CA"), "{s:#}");
+    assert_eq!(doc["reports"][0]["verdict"]["level"], "unknown");
+}
+
+#[test]
+fn a_file_without_a_signature_is_absent_not_bad() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let r = check(dir.path(), &pki, &unsigned(), &[]);
+    assert_eq!(sig(&r)["status"], "absent");
+    assert_eq!(sig(&r)["summary"], "no embedded signature (may be catalog-signed)");
+    assert_eq!(r["verdict"]["level"], "unknown", "{:#}", r["verdict"]);
+    assert!(reason_ids(&r).iter().all(|id| !id.starts_with("signature-")), "{:?}", reason_ids(&r));
+}
+
+#[test]
+fn hostile_structures_are_caught() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let signed = sign_pe(&unsigned(), &pki.signature());
+    let mut other = Pe::new(false);
+    other.code = vec![0xcc; 64];
+    let victim = other.build().bytes;
+    let table = kit::certificate_table(&signed).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        // SigThief: the signature is intact, the file is another one.
+        ("signature copied onto another file", sigthief(&signed, &victim), "invalid", "modified after signing"),
+        ("one byte of code flipped", flip_code_byte(&signed), "invalid", "modified after signing"),
+        // CVE-2013-3900: data inside the entry, after the PKCS#7 blob.
+        (
+            "bytes appended inside the certificate entry",
+            extra_bytes_in_certificate(&signed, b"MZ-payload-smuggled"),
+            "tampered",
+            "CVE-2013-3900",
+        ),
+        (
+            "data after the certificate table",
+            data_after_certificate_table(&signed, &[0x41; 40]),
+            "tampered",
+            "must end the file",
+        ),
+        (
+            "absurd WIN_CERTIFICATE length",
+            with_win_certificate_length(&signed, 0xffff_fff0),
+            "malformed",
+            "does not fit",
+        ),
+        (
+            "directory size past the end of the file",
+            with_security_directory(&signed, table.start as u32, 0x7fff_0000),
+            "malformed",
+            "runs past the end of the file",
+        ),
+        (
+            "directory inside the headers",
+            with_security_directory(&signed, 0x40, 0x100),
+            "malformed",
+            "overlaps the headers",
+        ),
+    ];
+    for (what, file, status, words) in cases {
+        let r = check(dir.path(), &pki, &file, &["--trust-only"]);
+        let s = sig(&r);
+        assert_eq!(s["status"], status, "{what}: {s:#}");
+        assert!(s["summary"].as_str().unwrap().contains(words), "{what}: {}", s["summary"]);
+        assert_eq!(r["verdict"]["level"], "suspicious", "{what}");
+        assert!(reason_ids(&r).contains(&format!("signature-{status}")), "{what}: {:?}", reason_ids(&r));
+    }
+}
+
+#[test]
+fn each_check_fails_on_its_own() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let pe = unsigned();
+    let first = |r: &Value| r["signature"]["signatures"][0].clone();
+
+    // Signer: the signature is over other bytes; the message digest attribute is wrong.
+    for flaw in [Flaw::SignatureOverOtherBytes, Flaw::WrongMessageDigest] {
+        let r = check(dir.path(), &pki, &sign_pe(&pe, &pki.signature().flaw(flaw)), &["--trust-only"]);
+        let s = first(&r);
+        assert_eq!(
+            (s["digest_ok"].clone(), s["signer_ok"].clone()),
+            (Value::Bool(true), Value::Bool(false)),
+            "{flaw:?}: {s:#}"
+        );
+        assert_eq!(r["signature"]["status"], "invalid", "{flaw:?}");
+    }
+
+    // Chain: a self-signed signer verifies its own signature but reaches no anchor.
+    let r = check(dir.path(), &pki, &sign_with_self_signed_leaf(&pe, &pki), &["--trust-only"]);
+    let s = first(&r);
+    assert_eq!((s["digest_ok"] == true, s["signer_ok"] == true, s["chain_ok"] == true), (true, true, false), "{s:#}");
+    assert_eq!(r["signature"]["status"], "untrusted");
+
+    // Chain: a leaf without the code-signing EKU.
+    let mut spec = CertSpec::code_signing("Filerep Test Server");
+    spec.ekus = vec![const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1")];
+    let server = pki.intermediate.issue(spec);
+    let r = check(dir.path(), &pki, &sign_pe(&pe, &Signature::new(&server, &[&pki.intermediate])), &["--trust-only"]);
+    let s = first(&r);
+    assert_eq!(s["chain_ok"], false);
+    assert!(s["errors"].to_string().contains("code signing"), "{s:#}");
+
+    // Time: an expired leaf is valid when a verified timestamp falls inside its validity...
+    let mut spec = CertSpec::code_signing("Filerep Test Old Publisher");
+    (spec.not_before, spec.not_after) = (utc(2020, 1, 1, 0, 0, 0), utc(2022, 1, 1, 0, 0, 0));
+    let old = pki.intermediate.issue(spec);
+    let stamped = Signature::new(&old, &[&pki.intermediate]).timestamp(pki.rfc3161(utc(2021, 6, 1, 0, 0, 0)));
+    let r = check(dir.path(), &pki, &sign_pe(&pe, &stamped), &["--trust-only"]);
+    assert_eq!(r["signature"]["status"], "valid", "{:#}", r["signature"]);
+    // ... and not without one,
+    let r = check(dir.path(), &pki, &sign_pe(&pe, &Signature::new(&old, &[&pki.intermediate])), &["--trust-only"]);
+    assert_eq!(r["signature"]["status"], "untrusted");
+    assert!(first(&r)["errors"].to_string().contains("is not valid at"), "{:#}", first(&r));
+    // ... nor when the timestamp does not countersign this signature (it is not trusted, the time is not used),
+    let mut ts = pki.rfc3161(utc(2021, 6, 1, 0, 0, 0));
+    ts.wrong_imprint = true;
+    let r = check(
+        dir.path(),
+        &pki,
+        &sign_pe(&pe, &Signature::new(&old, &[&pki.intermediate]).timestamp(ts)),
+        &["--trust-only"],
+    );
+    let s = first(&r);
+    assert_eq!(s["countersignature"]["ok"], false, "{s:#}");
+    assert_eq!(s["timestamp"], Value::Null);
+    assert_eq!(r["signature"]["status"], "untrusted");
+    // ... nor under the lifetime-signing EKU.
+    let mut spec = CertSpec::code_signing("Filerep Test Lifetime Publisher");
+    (spec.not_before, spec.not_after) = (utc(2020, 1, 1, 0, 0, 0), utc(2022, 1, 1, 0, 0, 0));
+    spec.ekus.push(const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.10.3.13"));
+    let lifetime = pki.intermediate.issue(spec);
+    let stamped = Signature::new(&lifetime, &[&pki.intermediate]).timestamp(pki.rfc3161(utc(2021, 6, 1, 0, 0, 0)));
+    let r = check(dir.path(), &pki, &sign_pe(&pe, &stamped), &["--trust-only"]);
+    assert_eq!(first(&r)["timestamp"], "2021-06-01T00:00:00Z");
+    assert_eq!(r["signature"]["status"], "untrusted", "{:#}", r["signature"]);
+
+    // A legacy countersignature verifies like an RFC 3161 token.
+    let stamped = Signature::new(&old, &[&pki.intermediate]).timestamp(pki.legacy_timestamp(utc(2021, 6, 1, 0, 0, 0)));
+    let r = check(dir.path(), &pki, &sign_pe(&pe, &stamped), &["--trust-only"]);
+    assert_eq!(first(&r)["countersignature"]["kind"], "legacy");
+    assert_eq!(r["signature"]["status"], "valid", "{:#}", r["signature"]);
+}
+
+#[test]
+fn weak_digests_nesting_and_two_entries() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let pe = unsigned();
+
+    // MD5 and SHA-1 verify, and are reported as weak.
+    for (alg, name) in [(DigestAlg::Md5, "md5"), (DigestAlg::Sha1, "sha1")] {
+        let r = check(dir.path(), &pki, &sign_pe(&pe, &pki.signature().digest(alg)), &["--trust-only"]);
+        let s = &r["signature"]["signatures"][0];
+        assert_eq!((s["digest_algorithm"].as_str(), s["digest_weak"].as_bool()), (Some(name), Some(true)));
+        assert_eq!(r["signature"]["status"], "valid", "{name}: {:#}", r["signature"]);
+        assert!(reason_ids(&r).contains(&"signature-weak-digest".to_string()), "{name}");
+    }
+
+    // A SHA-1 signature with a nested SHA-256 one: both verified, the second marked nested.
+    let dual = pki.signature().digest(DigestAlg::Sha1).nest(pki.signature());
+    let r = check(dir.path(), &pki, &sign_pe(&pe, &dual), &["--trust-only"]);
+    let all = r["signature"]["signatures"].as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[0]["nested"].clone(), all[1]["nested"].clone()), (Value::Bool(false), Value::Bool(true)));
+    assert!(all.iter().all(|s| s["digest_ok"] == true && s["signer_ok"] == true && s["chain_ok"] == true));
+
+    // Nesting far deeper than any real file: bounded, reported, no recursion blow-up.
+    let mut deep = pki.signature();
+    for _ in 0..12 {
+        deep = pki.signature().nest(deep);
+    }
+    let r = check(dir.path(), &pki, &sign_pe(&pe, &deep), &["--trust-only"]);
+    assert_eq!(r["signature"]["status"], "malformed", "{:#}", r["signature"]["summary"]);
+    assert!(r["signature"]["summary"].as_str().unwrap().contains("nested more than"));
+    assert!(r["signature"]["signatures"].as_array().unwrap().len() <= 16);
+
+    // Two WIN_CERTIFICATE entries (as UEFI binaries carry): both verified.
+    let other = Pki::named("Second");
+    let roots = dir.path().join("second.pem");
+    std::fs::write(&roots, kit::pem_bundle(&[&other.root])).unwrap();
+    let two = sign_pe_entries(&pe, &[pki.signature(), other.signature()]);
+    let r = check(dir.path(), &pki, &two, &["--trust-only", "--trust", roots.to_str().unwrap()]);
+    let all = r["signature"]["signatures"].as_array().unwrap();
+    assert_eq!(all.iter().map(|s| s["entry"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(r["signature"]["status"], "valid", "{:#}", r["signature"]);
+}
+
+#[test]
+fn bad_trust_files_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.exe"), unsigned()).unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate").unwrap();
+    for (arg, words) in [("missing.pem", "missing.pem"), ("junk.pem", "no certificate")] {
+        let out = support::filerep(dir.path()).args(["check", "--trust", arg, "a.exe"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{arg}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(words), "{err}");
+    }
+    let out = support::filerep(dir.path()).args(["check", "--trust-only", "a.exe"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--trust-only needs --trust");
+}
