@@ -22,12 +22,13 @@ pub mod der;
 pub mod trust;
 
 use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 
 use const_oid::ObjectIdentifier;
 
 use crate::report::{
-    CertificateSummary, SignatureCheck, SignatureReport, SignatureStatus, TimestampCheck, TrustSummary,
+    CatalogMatch, CertificateSummary, SignatureCheck, SignatureReport, SignatureStatus, TimestampCheck, TrustSummary,
 };
 use cert::{Cert, EKU_CODE_SIGNING, EKU_LIFETIME_SIGNING, EKU_TIME_STAMPING};
 use crypto::HashAlg;
@@ -55,6 +56,7 @@ pub(crate) mod oid {
     pub const SIGNING_TIME: O = O::new_unwrap("1.2.840.113549.1.9.5");
     pub const COUNTERSIGNATURE: O = O::new_unwrap("1.2.840.113549.1.9.6");
     pub const TST_INFO: O = O::new_unwrap("1.2.840.113549.1.9.16.1.4");
+    pub const CTL: O = O::new_unwrap("1.3.6.1.4.1.311.10.1");
 }
 
 /// What a verification needs besides the file: the anchors and the current time.
@@ -64,13 +66,15 @@ pub struct Verifier {
     pub trust: Arc<TrustStore>,
     /// "Now", seconds since the epoch: the time certificates are checked at when there is no timestamp.
     pub now: i64,
+    /// Catalogs given with `--catalog`, verified once.
+    pub catalogs: Vec<Arc<catalog::Catalog>>,
 }
 
 impl Verifier {
     /// Anchors and the system clock.
     pub fn new(trust: Arc<TrustStore>) -> Verifier {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        Verifier { trust, now }
+        Verifier { trust, now, catalogs: Vec::new() }
     }
 
     fn trust_summary(&self) -> TrustSummary {
@@ -116,6 +120,58 @@ impl<'a> ImageHashes<'a> {
 
 /// Verify the embedded signatures of a PE file, given where its image hash and certificate table lie.
 pub fn verify_pe(
+    data: &[u8],
+    layout: &crate::analysis::authenticode::ImageHashLayout,
+    hashes: &mut ImageHashes<'_>,
+    verifier: &Verifier,
+) -> SignatureReport {
+    let mut report = verify_embedded(data, layout, hashes, verifier);
+    apply_catalogs(&mut report, hashes, verifier);
+    report
+}
+
+/// A catalog given with `--catalog` that lists the file's authentihash vouches for it. A file with no
+/// embedded signature is then as valid as the catalog's signature; an embedded signature keeps its own
+/// status (the catalog is reported beside it).
+fn apply_catalogs(report: &mut SignatureReport, hashes: &mut ImageHashes<'_>, verifier: &Verifier) {
+    if verifier.catalogs.is_empty() {
+        return;
+    }
+    let (sha1, sha256) = (hashes.get(HashAlg::Sha1), hashes.get(HashAlg::Sha256));
+    let mut found = None;
+    for cat in &verifier.catalogs {
+        if let Some(m) = cat.find(&[&sha1, &sha256]) {
+            found = Some((cat, m));
+            if cat.valid() {
+                break;
+            }
+        }
+    }
+    let Some((cat, member)) = found else { return };
+    let valid = cat.valid();
+    let name = Path::new(&cat.file).file_name().map_or(cat.file.clone(), |n| n.to_string_lossy().into_owned());
+    let signer = cat.signature.signer_subject.as_deref().map(short_name).unwrap_or("an unknown signer");
+    report.catalog = Some(CatalogMatch {
+        file: cat.file.clone(),
+        member_hash: crate::hex::encode(&member.hash),
+        signature: cat.signature.clone(),
+        valid,
+    });
+    if report.status == SignatureStatus::Absent {
+        if valid {
+            report.status = SignatureStatus::Valid;
+            let anchor = cat.signature.anchor.as_deref().unwrap_or("a trusted anchor");
+            report.summary = format!("signed by catalog {name}, signer {signer}, chain to {anchor}");
+        } else {
+            report.status = SignatureStatus::Untrusted;
+            let why = cat.signature.errors.first().map(String::as_str).unwrap_or("its signature does not verify");
+            report.summary =
+                format!("listed in catalog {name} (signer {signer}), but the catalog is not trusted: {why}");
+        }
+    }
+}
+
+fn verify_embedded(
     data: &[u8],
     layout: &crate::analysis::authenticode::ImageHashLayout,
     hashes: &mut ImageHashes<'_>,
@@ -690,95 +746,7 @@ impl Walk<'_, '_, '_> {
             }
         }
 
-        // 2. signer
-        let pool: Vec<&Cert> = sd.certs.iter().collect();
-        let signer_info = match sd.signers.as_slice() {
-            [one] => parse_signer_info(one).map_err(|e| format!("signer: the SignerInfo cannot be read ({e})")),
-            [] => Err("signer: the signature has no SignerInfo".into()),
-            _ => Err("signer: Authenticode allows exactly one SignerInfo".into()),
-        };
-        let si = match signer_info {
-            Ok(si) => si,
-            Err(e) => {
-                check.errors.push(e);
-                self.checks.push(check);
-                return;
-            }
-        };
-        let (signer_ok, signer_idx) =
-            check_signer(&si, &pool, &oid::SPC_INDIRECT_DATA, content.value, &mut check.errors);
-        check.signer_ok = signer_ok;
-        if let Some(i) = signer_idx {
-            let c = pool[i];
-            check.signer_subject = Some(c.subject.clone());
-            check.issuer_subject = Some(c.issuer.clone());
-            check.signer_serial = Some(c.serial_hex());
-        }
-        if let Some(sa) = si.signed_attrs {
-            if let Ok(attrs) = attributes(&sa) {
-                if let Ok(opus) = single(&attrs, &oid::SPC_SP_OPUS_INFO, "SpcSpOpusInfo") {
-                    let (name, url) = opus_info(&opus);
-                    check.program_name = name;
-                    check.more_info = url;
-                }
-            }
-        }
-
-        // 4. time (before the chain: the chain is checked at the timestamp's time)
-        let unsigned = match si.unsigned_attrs.map(|u| attributes(&u)).transpose() {
-            Ok(u) => u.unwrap_or_default(),
-            Err(e) => {
-                check.errors.push(format!("the unauthenticated attributes cannot be read ({e})"));
-                Vec::new()
-            }
-        };
-        let mut ts_time = None;
-        for (t, values) in &unsigned {
-            if *t == oid::SPC_RFC3161 || *t == oid::COUNTERSIGNATURE {
-                if check.countersignature.is_some() {
-                    continue;
-                }
-                let Some(v) = values.first() else { continue };
-                let ts = if *t == oid::SPC_RFC3161 {
-                    timestamp_rfc3161(v.raw, si.signature, &pool, self.verifier)
-                } else {
-                    timestamp_legacy(v, si.signature, &pool, self.verifier)
-                };
-                if ts.0.ok {
-                    ts_time = ts.1;
-                    check.timestamp = ts.0.time.clone();
-                }
-                check.countersignature = Some(ts.0);
-            }
-        }
-
-        // 3. chain
-        if let Some(i) = signer_idx {
-            let leaf = pool[i];
-            let lifetime = leaf.eku.as_ref().is_some_and(|e| e.iter().any(|o| o == EKU_LIFETIME_SIGNING));
-            let at = match ts_time {
-                Some(t) if !lifetime => t,
-                _ => self.verifier.now,
-            };
-            match build_chain(
-                leaf,
-                &pool,
-                &self.verifier.trust,
-                purpose::CODE_SIGNING | purpose::UEFI,
-                EKU_CODE_SIGNING,
-                at,
-            ) {
-                Ok((chain, anchor)) => {
-                    check.chain_ok = true;
-                    check.anchor = Some(anchor_label(&anchor));
-                    check.chain = summarise(&chain, Some(&anchor));
-                }
-                Err(e) => {
-                    check.errors.push(format!("chain: {e}"));
-                    check.chain = summarise(std::slice::from_ref(leaf), None);
-                }
-            }
-        }
+        let unsigned = verify_signer_side(&sd, &oid::SPC_INDIRECT_DATA, content.value, self.verifier, &mut check);
         self.checks.push(check);
 
         // Nested signatures.
@@ -796,6 +764,99 @@ impl Walk<'_, '_, '_> {
             }
         }
     }
+}
+
+/// The checks every signed blob shares (file signatures and catalogs): the signer (2), the timestamp (4) and
+/// the chain (3), written into `check`. Returns the unsigned attributes, for the caller to follow nested
+/// signatures.
+pub(crate) fn verify_signer_side<'a>(
+    sd: &'a SignedData<'a>,
+    content_type: &ObjectIdentifier,
+    digest_input: &[u8],
+    verifier: &Verifier,
+    check: &mut SignatureCheck,
+) -> Vec<(ObjectIdentifier, Vec<Tlv<'a>>)> {
+    // 2. signer
+    let pool: Vec<&Cert> = sd.certs.iter().collect();
+    let signer_info = match sd.signers.as_slice() {
+        [one] => parse_signer_info(one).map_err(|e| format!("signer: the SignerInfo cannot be read ({e})")),
+        [] => Err("signer: the signature has no SignerInfo".into()),
+        _ => Err("signer: Authenticode allows exactly one SignerInfo".into()),
+    };
+    let si = match signer_info {
+        Ok(si) => si,
+        Err(e) => {
+            check.errors.push(e);
+            return Vec::new();
+        }
+    };
+    let (signer_ok, signer_idx) = check_signer(&si, &pool, content_type, digest_input, &mut check.errors);
+    check.signer_ok = signer_ok;
+    if let Some(i) = signer_idx {
+        let c = pool[i];
+        check.signer_subject = Some(c.subject.clone());
+        check.issuer_subject = Some(c.issuer.clone());
+        check.signer_serial = Some(c.serial_hex());
+    }
+    if let Some(sa) = si.signed_attrs {
+        if let Ok(attrs) = attributes(&sa) {
+            if let Ok(opus) = single(&attrs, &oid::SPC_SP_OPUS_INFO, "SpcSpOpusInfo") {
+                let (name, url) = opus_info(&opus);
+                check.program_name = name;
+                check.more_info = url;
+            }
+        }
+    }
+
+    // 4. time (before the chain: the chain is checked at the timestamp's time)
+    let unsigned = match si.unsigned_attrs.map(|u| attributes(&u)).transpose() {
+        Ok(u) => u.unwrap_or_default(),
+        Err(e) => {
+            check.errors.push(format!("the unauthenticated attributes cannot be read ({e})"));
+            Vec::new()
+        }
+    };
+    let mut ts_time = None;
+    for (t, values) in &unsigned {
+        if *t == oid::SPC_RFC3161 || *t == oid::COUNTERSIGNATURE {
+            if check.countersignature.is_some() {
+                continue;
+            }
+            let Some(v) = values.first() else { continue };
+            let ts = if *t == oid::SPC_RFC3161 {
+                timestamp_rfc3161(v.raw, si.signature, &pool, verifier)
+            } else {
+                timestamp_legacy(v, si.signature, &pool, verifier)
+            };
+            if ts.0.ok {
+                ts_time = ts.1;
+                check.timestamp = ts.0.time.clone();
+            }
+            check.countersignature = Some(ts.0);
+        }
+    }
+
+    // 3. chain
+    if let Some(i) = signer_idx {
+        let leaf = pool[i];
+        let lifetime = leaf.eku.as_ref().is_some_and(|e| e.iter().any(|o| o == EKU_LIFETIME_SIGNING));
+        let at = match ts_time {
+            Some(t) if !lifetime => t,
+            _ => verifier.now,
+        };
+        match build_chain(leaf, &pool, &verifier.trust, purpose::CODE_SIGNING | purpose::UEFI, EKU_CODE_SIGNING, at) {
+            Ok((chain, anchor)) => {
+                check.chain_ok = true;
+                check.anchor = Some(anchor_label(&anchor));
+                check.chain = summarise(&chain, Some(&anchor));
+            }
+            Err(e) => {
+                check.errors.push(format!("chain: {e}"));
+                check.chain = summarise(std::slice::from_ref(leaf), None);
+            }
+        }
+    }
+    unsigned
 }
 
 /// SpcSpOpusInfo ::= SEQUENCE { programName [0] EXPLICIT SpcString OPTIONAL, moreInfo [1] EXPLICIT SpcLink OPTIONAL }

@@ -68,6 +68,10 @@ pub struct Args {
     /// Trust only the `--trust` certificates, not the bundled Microsoft anchors.
     #[arg(long, requires = "trust")]
     pub trust_only: bool,
+    /// Windows catalog files (.cat) to verify files against (catalog-signed files have no embedded
+    /// signature); repeatable.
+    #[arg(long, value_name = "FILE.cat")]
+    pub catalog: Vec<std::path::PathBuf>,
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -106,7 +110,12 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     for file in &args.trust {
         trust.add_file(file).map_err(|e| anyhow::anyhow!("--trust {e}"))?;
     }
-    let opts = Options { max_size: args.max_size, verifier: Arc::new(Verifier::new(Arc::new(trust))) };
+    let mut verifier = Verifier::new(Arc::new(trust));
+    for file in &args.catalog {
+        let cat = crate::authenticode::catalog::load(file, &verifier).map_err(|e| anyhow::anyhow!("--catalog {e}"))?;
+        verifier.catalogs.push(Arc::new(cat));
+    }
+    let opts = Options { max_size: args.max_size, verifier: Arc::new(verifier) };
     // One input needs no worker threads (and no look at the CPU count, which reads cgroup files).
     let jobs = if inputs.len() <= 1 {
         1

