@@ -165,7 +165,46 @@ impl Cert {
 pub fn display_name(name: &x509_cert::name::Name) -> String {
     let mut parts: Vec<String> = Vec::new();
     for rdn in name.iter_rdn().collect::<Vec<_>>().into_iter().rev() {
-        parts.push(rdn.to_string());
+        let atvs: Vec<String> = rdn.iter().map(display_atv).collect();
+        parts.push(atvs.join("+"));
     }
     parts.join(", ")
+}
+
+/// One attribute: the usual short names from a small table (x509-cert's own Display searches the whole OID
+/// database for every attribute, which made parsing the bundled anchors the slowest part of a check), any
+/// other attribute as x509-cert prints it.
+fn display_atv(atv: &x509_cert::attr::AttributeTypeAndValue) -> String {
+    use der::{Tag, Tagged};
+    let short = match atv.oid.to_string().as_str() {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.5" => "SERIALNUMBER",
+        "1.2.840.113549.1.9.1" => "E",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        _ => return atv.to_string(),
+    };
+    let bytes = atv.value.value();
+    let text = match atv.value.tag() {
+        Tag::PrintableString | Tag::Utf8String | Tag::Ia5String | Tag::TeletexString | Tag::VisibleString => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        Tag::BmpString => String::from_utf16_lossy(
+            &bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect::<Vec<_>>(),
+        ),
+        _ => return atv.to_string(),
+    };
+    let mut out = format!("{short}=");
+    for c in text.chars() {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
