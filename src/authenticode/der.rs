@@ -242,24 +242,8 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// Format seconds since the epoch (and milliseconds) as RFC 3339 UTC: `2025-06-10T22:29:20.819Z`, the
 /// fraction only when there is one.
 pub fn rfc3339(secs: i64, millis: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // civil_from_days (Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s) = (tod / 3600, tod % 3600 / 60, tod % 60);
-    if millis == 0 {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-    } else {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{millis:03}Z")
-    }
+    let whole = crate::analysis::pe::rfc3339(secs);
+    if millis == 0 { whole } else { format!("{}.{millis:03}Z", whole.trim_end_matches('Z')) }
 }
 
 #[cfg(test)]

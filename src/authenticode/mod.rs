@@ -238,7 +238,7 @@ fn verify_embedded(
                             trailing.len()
                         ));
                     }
-                    walk.signed_data(ci.raw, entry, false, 0, None);
+                    walk.signed_data(ci.raw, entry, false, 0);
                 }
                 Err(e) => {
                     walk.malformed.push(format!("certificate entry {entry}: the PKCS#7 signature cannot be read ({e})"))
@@ -447,13 +447,14 @@ fn single<'a>(
     }
 }
 
-/// The signer checks shared by file signatures, timestamps and catalogs: find the signer certificate,
-/// check content type and message digest attributes, and the signature over the signed attributes.
-/// Returns the signer certificate's index in `pool` when it was found.
+/// The signer checks shared by file signatures, timestamps, countersignatures and catalogs: find the signer
+/// certificate, check the content-type attribute (when `content_type` is given; a countersignature has none)
+/// and the message-digest attribute (over `content_digest_input`), and the signature over the signed
+/// attributes. Returns the signer certificate's index in `pool` when it was found.
 pub(crate) fn check_signer(
     si: &SignerInfo<'_>,
     pool: &[&Cert],
-    content_type: &ObjectIdentifier,
+    content_type: Option<&ObjectIdentifier>,
     content_digest_input: &[u8],
     errors: &mut Vec<String>,
 ) -> (bool, Option<usize>) {
@@ -480,13 +481,14 @@ pub(crate) fn check_signer(
         }
     };
     let mut ok = true;
-    match single(&attrs, &oid::CONTENT_TYPE, "content-type") {
-        Ok(v) if v.is_oid(content_type) => {}
-        Ok(_) => {
+    match content_type.map(|ct| (ct, single(&attrs, &oid::CONTENT_TYPE, "content-type"))) {
+        None => {}
+        Some((ct, Ok(v))) if v.is_oid(ct) => {}
+        Some((_, Ok(_))) => {
             errors.push("signer: the content-type attribute does not name the signed content".into());
             ok = false;
         }
-        Err(e) => {
+        Some((_, Err(e))) => {
             errors.push(format!("signer: {e}"));
             ok = false;
         }
@@ -678,7 +680,7 @@ struct Walk<'v, 'h, 'd> {
 
 impl Walk<'_, '_, '_> {
     /// Verify one SignedData (a ContentInfo's bytes) and, recursively, the signatures nested in it.
-    fn signed_data(&mut self, ci: &[u8], entry: usize, nested: bool, depth: usize, outer: Option<&[Cert]>) {
+    fn signed_data(&mut self, ci: &[u8], entry: usize, nested: bool, depth: usize) {
         if self.checks.len() >= MAX_SIGNATURES {
             self.malformed.push(format!("more than {MAX_SIGNATURES} signatures: the rest were not verified"));
             return;
@@ -690,7 +692,6 @@ impl Walk<'_, '_, '_> {
                 return;
             }
         };
-        let _ = outer;
         let mut check = SignatureCheck { entry, nested, ..Default::default() };
         check.errors.extend(sd.cert_errors.iter().cloned());
         if sd.content_type != oid::SPC_INDIRECT_DATA {
@@ -760,7 +761,7 @@ impl Walk<'_, '_, '_> {
                 return;
             }
             for v in values {
-                self.signed_data(v.raw, entry, true, depth + 1, Some(&sd.certs));
+                self.signed_data(v.raw, entry, true, depth + 1);
             }
         }
     }
@@ -790,7 +791,7 @@ pub(crate) fn verify_signer_side<'a>(
             return Vec::new();
         }
     };
-    let (signer_ok, signer_idx) = check_signer(&si, &pool, content_type, digest_input, &mut check.errors);
+    let (signer_ok, signer_idx) = check_signer(&si, &pool, Some(content_type), digest_input, &mut check.errors);
     check.signer_ok = signer_ok;
     if let Some(i) = signer_idx {
         let c = pool[i];
@@ -936,7 +937,7 @@ fn timestamp_rfc3161(token: &[u8], signature: &[u8], outer: &[&Cert], v: &Verifi
         Ok(si) => si,
         Err(e) => return fail(out, e),
     };
-    let (signer_ok, idx) = check_signer(&si, &pool, &oid::TST_INFO, tst.raw, &mut errors);
+    let (signer_ok, idx) = check_signer(&si, &pool, Some(&oid::TST_INFO), tst.raw, &mut errors);
     if let Some(i) = idx {
         out.authority = Some(pool[i].subject.clone());
     }
@@ -969,49 +970,13 @@ fn timestamp_legacy(si: &Tlv<'_>, signature: &[u8], pool: &[&Cert], v: &Verifier
         return (out, None);
     };
     out.time = Some(der::rfc3339(secs, millis));
-    // A countersignature's message digest covers the outer signature value; its content type is not
-    // required (RFC 5652 11.4), so only the digest and the signature are checked here.
-    let (signer_ok, idx) = check_counter_signer(&si, pool, signature, &mut errors);
+    // A countersignature's message digest covers the outer signature value; it has no content-type
+    // attribute (RFC 5652 11.4).
+    let (signer_ok, idx) = check_signer(&si, pool, None, signature, &mut errors);
     if let Some(i) = idx {
         out.authority = Some(pool[i].subject.clone());
     }
     finish_timestamp(out, signer_ok, idx.map(|i| pool[i]), pool, errors, secs, v)
-}
-
-fn check_counter_signer(
-    si: &SignerInfo<'_>,
-    pool: &[&Cert],
-    countersigned: &[u8],
-    errors: &mut Vec<String>,
-) -> (bool, Option<usize>) {
-    let idx = si.issuer_serial.and_then(|(i, s)| pool.iter().position(|c| c.issuer_raw == i && c.serial == s));
-    let Some(idx) = idx else {
-        errors.push("the countersigner's certificate is not in the signature".into());
-        return (false, None);
-    };
-    let (Some(hash), Some(sa)) = (HashAlg::from_oid(&si.digest_alg), si.signed_attrs) else {
-        errors.push("the countersignature has no signed attributes or an unsupported digest".into());
-        return (false, Some(idx));
-    };
-    let Ok(attrs) = attributes(&sa) else {
-        errors.push("the countersignature's attributes cannot be read".into());
-        return (false, Some(idx));
-    };
-    let mut ok = true;
-    match single(&attrs, &oid::MESSAGE_DIGEST, "message-digest") {
-        Ok(v) if v.tag == tag::OCTET_STRING && v.value == hash.hash(countersigned).as_slice() => {}
-        _ => {
-            errors.push("the countersignature's message digest is not the signature it claims to countersign".into());
-            ok = false;
-        }
-    }
-    let mut signed = sa.raw.to_vec();
-    signed[0] = tag::SET;
-    if let Err(e) = crypto::verify_message(&pool[idx].spki, &si.sig_alg, hash, &signed, si.signature) {
-        errors.push(format!("the countersignature: {e}"));
-        ok = false;
-    }
-    (ok, Some(idx))
 }
 
 fn finish_timestamp(
