@@ -59,6 +59,9 @@ pub(crate) mod oid {
     pub const CTL: O = O::new_unwrap("1.3.6.1.4.1.311.10.1");
 }
 
+/// Checked certificate links: (child SHA-1, issuer SHA-1) -> whether the issuer's key verifies the child.
+type LinkCache = std::collections::HashMap<(String, String), Result<(), crypto::CryptoError>>;
+
 /// What a verification needs besides the file: the anchors and the current time.
 #[derive(Debug, Clone)]
 pub struct Verifier {
@@ -68,13 +71,30 @@ pub struct Verifier {
     pub now: i64,
     /// Catalogs given with `--catalog`, verified once.
     pub catalogs: Vec<Arc<catalog::Catalog>>,
+    /// Certificate links already checked in this process: (child SHA-1, issuer SHA-1) -> result. The same
+    /// intermediates and timestamp authorities sign thousands of files; their RSA checks are the bulk of a
+    /// verification, and a link's result never changes.
+    links: Arc<std::sync::Mutex<LinkCache>>,
 }
 
 impl Verifier {
     /// Anchors and the system clock.
     pub fn new(trust: Arc<TrustStore>) -> Verifier {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        Verifier { trust, now, catalogs: Vec::new() }
+        Verifier { trust, now, catalogs: Vec::new(), links: Arc::default() }
+    }
+
+    /// Whether `issuer` signed `child`, from the cache when this link was checked before.
+    fn link(&self, child: &Cert, issuer: &Cert) -> Result<(), crypto::CryptoError> {
+        let key = (child.sha1.clone(), issuer.sha1.clone());
+        if let Some(r) = self.links.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return r;
+        }
+        let r = child.verify_issued_by(issuer);
+        if let Ok(mut m) = self.links.lock() {
+            m.insert(key, r.clone());
+        }
+        r
     }
 
     fn trust_summary(&self) -> TrustSummary {
@@ -520,14 +540,14 @@ pub(crate) fn check_signer(
 pub(crate) fn build_chain(
     leaf: &Cert,
     pool: &[&Cert],
-    trust: &TrustStore,
+    v: &Verifier,
     purposes: u8,
     eku: &str,
     at: i64,
 ) -> Result<(Vec<Cert>, Arc<Anchor>), String> {
     let mut last_error = None;
     let mut path = vec![leaf];
-    if let Some(found) = extend(&mut path, pool, trust, purposes, eku, at, &mut last_error) {
+    if let Some(found) = extend(&mut path, pool, v, purposes, eku, at, &mut last_error) {
         return Ok(found);
     }
     Err(last_error.unwrap_or_else(|| format!("no issuer matching \"{}\" was found", leaf.issuer)))
@@ -536,12 +556,13 @@ pub(crate) fn build_chain(
 fn extend<'a>(
     path: &mut Vec<&'a Cert>,
     pool: &[&'a Cert],
-    trust: &TrustStore,
+    v: &Verifier,
     purposes: u8,
     eku: &str,
     at: i64,
     last_error: &mut Option<String>,
 ) -> Option<(Vec<Cert>, Arc<Anchor>)> {
+    let trust = &v.trust;
     let current = *path.last()?;
     // The current certificate is itself an anchor (a trusted intermediate such as a UEFI db CA).
     let own = trust.anchors().find(|a| {
@@ -550,7 +571,7 @@ fn extend<'a>(
     let mut candidates: Vec<Arc<Anchor>> = own.cloned().into_iter().collect();
     if own.is_none() {
         for a in trust.by_subject(&current.issuer_raw, purposes) {
-            match current.verify_issued_by(&a.cert) {
+            match v.link(current, &a.cert) {
                 Ok(()) => candidates.push(a.clone()),
                 Err(e) => {
                     *last_error =
@@ -575,10 +596,10 @@ fn extend<'a>(
         if cand.subject_raw != current.issuer_raw || path.iter().any(|p| p.raw == cand.raw) {
             continue;
         }
-        match current.verify_issued_by(cand) {
+        match v.link(current, cand) {
             Ok(()) => {
                 path.push(cand);
-                if let Some(found) = extend(path, pool, trust, purposes, eku, at, last_error) {
+                if let Some(found) = extend(path, pool, v, purposes, eku, at, last_error) {
                     return Some(found);
                 }
                 path.pop();
@@ -845,7 +866,7 @@ pub(crate) fn verify_signer_side<'a>(
             Some(t) if !lifetime => t,
             _ => verifier.now,
         };
-        match build_chain(leaf, &pool, &verifier.trust, purpose::CODE_SIGNING | purpose::UEFI, EKU_CODE_SIGNING, at) {
+        match build_chain(leaf, &pool, verifier, purpose::CODE_SIGNING | purpose::UEFI, EKU_CODE_SIGNING, at) {
             Ok((chain, anchor)) => {
                 check.chain_ok = true;
                 check.anchor = Some(anchor_label(&anchor));
@@ -990,7 +1011,7 @@ fn finish_timestamp(
 ) -> (TimestampCheck, Option<i64>) {
     let mut chain_ok = false;
     if let Some(tsa) = tsa {
-        match build_chain(tsa, pool, &v.trust, purpose::TIME_STAMPING, EKU_TIME_STAMPING, secs) {
+        match build_chain(tsa, pool, v, purpose::TIME_STAMPING, EKU_TIME_STAMPING, secs) {
             Ok(_) => chain_ok = true,
             Err(e) => errors.push(format!("timestamp chain: {e}")),
         }
