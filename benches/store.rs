@@ -48,7 +48,7 @@ fn request(format: FeedFormat, path: &Path, source: &str, class: Option<Class>) 
         source: source.to_string(),
         version: None,
         date: None,
-        options: ParseOptions { class, kind: None },
+        options: ParseOptions { class, ..ParseOptions::default() },
         strict: false,
         max_expanded: DEFAULT_MAX_EXPANDED,
     }

@@ -272,6 +272,9 @@ fn describe(meta: &crate::store::Meta) -> Option<String> {
         (None, Some(c)) => parts.push(format!("by {c}")),
         (None, None) => {}
     }
+    if let (None, Some(s)) = (meta.company.as_deref(), meta.signer.as_deref()) {
+        parts.push(format!("signer {s}"));
+    }
     if let Some(f) = meta.family.as_deref() {
         parts.push(f.to_string());
     }

@@ -18,6 +18,8 @@ use crate::report::SignatureCheck;
 
 /// CAT_NAMEVALUE: a named value of a member ("File" = its file name).
 const CAT_NAMEVALUE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.12.2.1");
+/// SPC_PE_IMAGE_DATAOBJ: the member is a PE file and its hash is the image hash.
+const SPC_PE_IMAGE_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.15");
 /// Catalogs larger than this are refused (real ones are a few MiB).
 pub const MAX_CATALOG_SIZE: u64 = 256 << 20;
 /// Members read at most per catalog.
@@ -30,6 +32,9 @@ pub struct Member {
     pub hash: Vec<u8>,
     /// The "File" name the catalog gives, when it gives one.
     pub name: Option<String>,
+    /// The hash is a PE image hash (the member's indirect data is `SPC_PE_IMAGE_DATAOBJ`); otherwise it is
+    /// the hash of the whole file.
+    pub pe: bool,
 }
 
 /// A parsed and verified catalog.
@@ -119,11 +124,15 @@ fn members(ctl: &Tlv<'_>) -> Result<Vec<Member>, DerError> {
         let id = s.expect(tag::OCTET_STRING, "subjectIdentifier")?;
         let mut hash = None;
         let mut name = None;
+        let mut pe = false;
         if let Some(set) = s.optional(tag::SET)? {
             for (t, values) in attributes(&set).map_err(|_| DerError::NotDer("bad member attribute"))? {
                 let Some(v) = values.first() else { continue };
                 if t == oid::SPC_INDIRECT_DATA {
-                    hash = indirect_digest(v).ok();
+                    if let Ok((kind, digest)) = indirect_digest(v) {
+                        pe = kind == SPC_PE_IMAGE_DATA;
+                        hash = Some(digest);
+                    }
                 } else if t == CAT_NAMEVALUE {
                     name = name.or_else(|| file_name(v));
                 }
@@ -131,18 +140,18 @@ fn members(ctl: &Tlv<'_>) -> Result<Vec<Member>, DerError> {
         }
         // Without an indirect-data attribute, the identifier itself is the hash (UTF-16LE hex, or raw).
         let hash = hash.or_else(|| hex_identifier(id.value)).unwrap_or_else(|| id.value.to_vec());
-        out.push(Member { hash, name });
+        out.push(Member { hash, name, pe });
     }
     Ok(out)
 }
 
-/// The digest inside an SpcIndirectDataContent.
-fn indirect_digest(v: &Tlv<'_>) -> Result<Vec<u8>, DerError> {
+/// The data type and the digest inside an SpcIndirectDataContent.
+fn indirect_digest(v: &Tlv<'_>) -> Result<(ObjectIdentifier, Vec<u8>), DerError> {
     let mut f = v.expect(tag::SEQUENCE, "SpcIndirectDataContent")?.children();
-    f.expect(tag::SEQUENCE, "data")?;
+    let kind = f.expect(tag::SEQUENCE, "data")?.children().next_tlv()?.oid()?;
     let mut d = f.expect(tag::SEQUENCE, "DigestInfo")?.children();
     d.expect(tag::SEQUENCE, "digestAlgorithm")?;
-    Ok(d.expect(tag::OCTET_STRING, "digest")?.value.to_vec())
+    Ok((kind, d.expect(tag::OCTET_STRING, "digest")?.value.to_vec()))
 }
 
 /// CAT_NAMEVALUE ::= SEQUENCE { tag BMPString, flags INTEGER, value OCTET STRING (UTF-16LE) }: the "File" one.

@@ -78,6 +78,9 @@ pub struct ImportArgs {
     /// Refuse a compressed feed that expands beyond this size (suffixes K, M, G).
     #[arg(long, value_name = "SIZE", default_value = "64G", value_parser = parse_size)]
     pub max_expanded: u64,
+    /// `--format catalog`: also trust these certificates (PEM or DER) when verifying the catalogs.
+    #[arg(long, value_name = "FILE.pem")]
+    pub trust: Vec<PathBuf>,
 }
 
 /// Arguments of `db add`.
@@ -204,7 +207,9 @@ fn import(store: &mut SqliteStore, a: &ImportArgs, out: &mut impl Write) -> Resu
         bail!("--class is required for --format hashlist (known-good, known-file, vulnerable or malicious)");
     }
     let meta = std::fs::metadata(&a.path).with_context(|| format!("{}", a.path.display()))?;
-    if !meta.is_file() {
+    // Catalogs may come as a directory (Windows' CatRoot); every other feed is one file.
+    let catalog_dir = a.format == FeedFormat::Catalog && meta.is_dir();
+    if !meta.is_file() && !catalog_dir {
         bail!("{}: not a regular file", a.path.display());
     }
     let total = meta.len();
@@ -214,7 +219,7 @@ fn import(store: &mut SqliteStore, a: &ImportArgs, out: &mut impl Write) -> Resu
         source,
         version: a.set_version.clone(),
         date: a.set_date.clone(),
-        options: ParseOptions { class: a.class, kind: a.kind },
+        options: ParseOptions { class: a.class, kind: a.kind, trust: a.trust.clone() },
         strict: a.strict,
         max_expanded: if a.max_expanded == 0 { DEFAULT_MAX_EXPANDED } else { a.max_expanded },
     };

@@ -750,10 +750,11 @@ impl SqliteStore {
                     Ok(ok)
                 }
                 (Ok(_), Ok(())) => Err(Error::Invalid(format!(
-                    "no record could be read from {} as {} ({} bad lines): nothing imported, the store is unchanged",
+                    "no record could be read from {} as {} ({} bad lines{}): nothing imported, the store is unchanged",
                     req.path.display(),
                     req.format.as_str(),
-                    counts.skipped
+                    counts.skipped,
+                    counts.examples.first().map(|(n, why)| format!("; line {n}: {why}")).unwrap_or_default()
                 ))),
                 (Err(e), _) | (_, Err(e)) => Err(e),
             };
@@ -781,6 +782,10 @@ impl SqliteStore {
     ) -> Result<(FeedInfo, Option<String>), Error> {
         if req.format == FeedFormat::NsrlRds3 {
             return Ok((feeds::nsrl::parse(&req.path, &req.options, sink)?, None));
+        }
+        if req.format == FeedFormat::Catalog {
+            let (info, digest) = feeds::catalog::parse(&req.path, &req.options, sink)?;
+            return Ok((info, Some(digest)));
         }
         let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
         let h2 = hasher.clone();
@@ -1505,7 +1510,7 @@ fn dispatch(
         FeedFormat::Hashlookup => feeds::hashlookup::parse(reader, opts, sink),
         FeedFormat::Xcyclopedia => feeds::xcyclopedia::parse(reader, opts, sink),
         FeedFormat::Hashlist => feeds::hashlist::parse(reader, opts, sink),
-        FeedFormat::NsrlRds3 | FeedFormat::HashlookupBloom => {
+        FeedFormat::NsrlRds3 | FeedFormat::HashlookupBloom | FeedFormat::Catalog => {
             Err(feeds::Error::Aborted(format!("{} is not read as a stream", format.as_str())))
         }
     }

@@ -332,3 +332,66 @@ fn a_catalog_signed_file_verifies_through_its_catalog() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("junk.cat") && err.trim().lines().count() == 1, "{err}");
 }
+
+/// Run filerep in `dir` (its store is `dir/filerep-store.sqlite`); returns (exit code, stdout, stderr).
+fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = support::filerep(dir).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn catalogs_import_into_the_store_and_vouch_for_their_members() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let d = dir.path();
+    let member = unsigned();
+    std::fs::write(d.join("member.exe"), &member).unwrap();
+    std::fs::write(d.join("roots.pem"), kit::pem_bundle(&[&pki.root, &pki.tsa_root])).unwrap();
+    let cats = d.join("CatRoot").join("{F750E6C3-38EE-11D1-85E5-00C04FC295EE}");
+    std::fs::create_dir_all(&cats).unwrap();
+    let signed = pki.signature().timestamp(pki.rfc3161(utc(2025, 3, 1, 12, 0, 0)));
+    std::fs::write(cats.join("kit.cat"), Catalog::new(DigestAlg::Sha256).with_pe("member.exe", &member).sign(&signed))
+        .unwrap();
+    std::fs::write(cats.join("readme.txt"), "not a catalog, not read").unwrap();
+
+    // Without the kit's root the catalog does not verify: nothing to import, the reason named, exit 2.
+    let (code, out, err) = run(d, &["db", "import", "--format", "catalog", "CatRoot"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("kit.cat: not trusted") && err.trim().lines().count() == 1, "{err}");
+    let (_, out, _) = run(d, &["check", "--json", "member.exe"]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["reports"][0]["verdict"]["level"], "unknown", "{:#}", r["reports"][0]["verdict"]);
+
+    // With it, the member is known good through its image hash, and the reason names the catalog and signer.
+    let (code, out, err) = run(d, &["db", "import", "--format", "catalog", "--trust", "roots.pem", "CatRoot"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = run(d, &["check", "--json", "member.exe"]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    let verdict = &r["reports"][0]["verdict"];
+    assert_eq!(verdict["level"], "good", "{verdict:#}");
+    let known = verdict["reasons"].as_array().unwrap().iter().find(|x| x["id"] == "known-good").expect("known-good");
+    assert_eq!(known["source"], "catalog");
+    assert_eq!(known["source_version"], "2025-03-01", "the catalog's timestamp dates the data set");
+    let msg = known["message"].as_str().unwrap();
+    assert!(msg.contains("member.exe") && msg.contains("kit.cat") && msg.contains("Filerep Test Publisher"), "{msg}");
+    assert!(msg.contains("authentihash-sha256"), "{msg}");
+    assert_eq!(r["reports"][0]["signature"]["status"], "absent", "the file itself still has no embedded signature");
+
+    // The same catalogs again: unchanged.
+    let (code, out, err) = run(d, &["db", "import", "--format", "catalog", "--trust", "roots.pem", "CatRoot"]);
+    assert_eq!(code, 0);
+    assert!(format!("{out}{err}").contains("unchanged"), "{out}{err}");
+
+    // --strict refuses an untrusted catalog and leaves the store as it was.
+    let (code, _, err) = run(d, &["db", "import", "--format", "catalog", "--strict", "CatRoot"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not trusted") && err.trim().lines().count() == 1, "{err}");
+    let (_, out, _) = run(d, &["check", "--json", "member.exe"]);
+    assert!(out.contains("\"known-good\""), "the previous import still answers");
+
+    // A directory without catalogs, and a file that is not one.
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    let (code, _, err) = run(d, &["db", "import", "--format", "catalog", "--source", "other", "empty"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no .cat file"), "{err}");
+}

@@ -144,7 +144,7 @@ mod tests {
     use crate::store::{Class, DigestKind};
 
     fn opts(class: Class, kind: Option<DigestKind>) -> ParseOptions {
-        ParseOptions { class: Some(class), kind }
+        ParseOptions { class: Some(class), kind, ..ParseOptions::default() }
     }
 
     #[test]

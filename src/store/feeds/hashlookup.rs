@@ -377,7 +377,7 @@ mod tests {
         assert_eq!(rec.meta.file_name.as_deref(), Some("b"));
         assert_eq!(rec.meta.size, Some(7));
         let own = line.replace("\"FileSize\"", "\"PackageName\": \"own\", \"PackageVersion\": \"9\", \"FileSize\"");
-        let opts = ParseOptions { class: Some(Class::KnownGood), kind: None };
+        let opts = ParseOptions { class: Some(Class::KnownGood), ..ParseOptions::default() };
         let (_, sink) = run(parse, own.as_bytes(), &opts);
         assert_eq!(sink.records[0].meta.package.as_deref(), Some("own 9"));
         assert_eq!(sink.records[0].class, Class::KnownGood);

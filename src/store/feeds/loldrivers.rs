@@ -517,7 +517,11 @@ mod tests {
         assert_eq!(sink.records[3].meta.size, Some(42));
         assert_eq!(sink.records[3].meta.company.as_deref(), Some("7"));
         assert!(sink.records.iter().all(|r| r.class == Class::Malicious && r.digests[0].hex() == sha.to_lowercase()));
-        let (_, sink) = run(parse_json, input.as_bytes(), &ParseOptions { class: Some(Class::KnownGood), kind: None });
+        let (_, sink) = run(
+            parse_json,
+            input.as_bytes(),
+            &ParseOptions { class: Some(Class::KnownGood), ..ParseOptions::default() },
+        );
         assert!(sink.records.iter().all(|r| r.class == Class::KnownGood));
     }
 

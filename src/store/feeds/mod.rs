@@ -7,6 +7,7 @@
 //! length (a giant line is skipped without being buffered), and [`open_input`], which undoes gzip and reads
 //! the first entry of a zip archive, with a cap on how far a file may expand.
 
+pub mod catalog;
 pub mod hashlist;
 pub mod hashlookup;
 pub mod loldrivers;
@@ -39,6 +40,9 @@ pub enum FeedFormat {
     Xcyclopedia,
     /// One hash a line (with `--class` and `--source`).
     Hashlist,
+    /// Windows catalog files (a `.cat` file, or a directory of them): members of catalogs whose signature
+    /// verifies, keyed by image hash.
+    Catalog,
 }
 
 impl FeedFormat {
@@ -53,6 +57,7 @@ impl FeedFormat {
             FeedFormat::HashlookupBloom => "hashlookup-bloom",
             FeedFormat::Xcyclopedia => "xcyclopedia",
             FeedFormat::Hashlist => "hashlist",
+            FeedFormat::Catalog => "catalog",
         }
     }
 
@@ -66,6 +71,7 @@ impl FeedFormat {
             FeedFormat::HashlookupBloom => Some("hashlookup-bloom"),
             FeedFormat::Xcyclopedia => Some("xcyclopedia"),
             FeedFormat::Hashlist => None,
+            FeedFormat::Catalog => Some("catalog"),
         }
     }
 }
@@ -77,6 +83,8 @@ pub struct ParseOptions {
     pub class: Option<Class>,
     /// The digest kind of a hash list (by default told from each line's length: 32/40/64 hex characters).
     pub kind: Option<DigestKind>,
+    /// Extra trust anchors (PEM or DER files) for verifying catalogs, besides the bundled ones.
+    pub trust: Vec<std::path::PathBuf>,
 }
 
 /// What a feed says about itself (its data set version and date), when it says anything.

@@ -446,7 +446,7 @@ mod tests {
 
     #[test]
     fn the_class_can_be_overridden() {
-        let opts = ParseOptions { class: Some(Class::KnownFile), kind: None };
+        let opts = ParseOptions { class: Some(Class::KnownFile), ..ParseOptions::default() };
         let body = format!("\"ok.exe\",\"\",\"\",\"\",\"{SHA256}\",\"\",\"\",\"\",\"\",\"\",\"\",\"\",\"\"\n");
         let (_, sink) = run(parse, &rows(&body), &opts);
         assert_eq!(sink.records[0].class, Class::KnownFile);
