@@ -81,6 +81,18 @@ pub fn consult(store: &SqliteStore, report: &mut Report) -> Result<(), sqlite::E
     let digests = digests_of(report);
     let mut evidence = local_evidence(report);
     evidence.matches = store.lookup(&digests)?;
+    // Signers whose signature over this file verifies, checked against the store's blocklists.
+    let mut signers: Vec<&str> = Vec::new();
+    for c in report.signature.iter().flat_map(|s| &s.signatures).filter(|c| c.digest_ok && c.signer_ok) {
+        if let Some(cn) = c.signer_subject.as_deref().map(crate::authenticode::short_name) {
+            if !signers.iter().any(|s| s.eq_ignore_ascii_case(cn)) {
+                signers.push(cn);
+            }
+        }
+    }
+    for s in signers {
+        evidence.signer_listings.extend(store.signer_listings(s)?);
+    }
 
     let own_name = report
         .pe
@@ -154,5 +166,6 @@ pub fn build(
         typical_path,
         additional_versions,
         relationships: Relationships { libraries: store.known_names(libraries)?, packages },
+        signer_listings: evidence.signer_listings.clone(),
     })
 }

@@ -15,7 +15,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{Format, PeInfo, Report, SignatureReport, SignatureStatus, StoreMatch};
+use crate::report::{Format, PeInfo, Report, SignatureReport, SignatureStatus, SignerListing, StoreMatch};
 use crate::store::{Class, DigestKind};
 
 /// Ordered verdict level: `good` < `unknown` < `suspicious` < `vulnerable` < `malicious`.
@@ -106,6 +106,8 @@ pub struct Evidence {
     pub matches: Vec<StoreMatch>,
     /// Masquerading findings (a system binary's name with another binary's identity).
     pub masquerade: Vec<MasqueradeFinding>,
+    /// The file's verified signers that a blocklist in the store lists.
+    pub signer_listings: Vec<SignerListing>,
 }
 
 /// One masquerading finding (see `crate::masquerade`).
@@ -193,6 +195,15 @@ pub fn decide(report: &Report, evidence: &Evidence) -> Verdict {
         }
     }
 
+    // A signer a blocklist names (LOLDrivers lists drivers signed even by Microsoft's hardware publisher) makes
+    // a valid signature no evidence of goodness: it stays on the card, informative.
+    if !evidence.signer_listings.is_empty() {
+        for r in reasons.iter_mut().filter(|r| r.id == "signature-valid") {
+            r.level = Level::Unknown;
+            r.message.push_str(" (but the signer is on a blocklist, below)");
+        }
+    }
+
     // Strongest first; the sort is stable, so equal levels keep the order they were found in.
     reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
     let level = level_of(&reasons, report.fully_analysed && report.error.is_none());
@@ -239,6 +250,20 @@ fn evidence_reasons(evidence: &Evidence, reasons: &mut Vec<Reason>) {
                 ));
             }
         }
+    }
+    for l in &evidence.signer_listings {
+        let example = l.example.as_deref().map(|e| format!(", e.g. {e}")).unwrap_or_default();
+        let plural = if l.records == 1 { "" } else { "s" };
+        reasons.push(Reason::data(
+            "signer-on-blocklist",
+            Level::Unknown,
+            format!(
+                "the signer {} also signed {} {} file{plural} in {}{example}",
+                l.signer, l.records, l.class, l.source
+            ),
+            &l.source,
+            l.source_version.as_deref(),
+        ));
     }
     for f in &evidence.masquerade {
         reasons.push(Reason::data(

@@ -74,7 +74,7 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     let mut all = Vec::new();
     let opts = card::Options { color, all_imports: false };
     for d in &queries {
-        let evidence = Evidence { matches: store.lookup(std::slice::from_ref(d))?, masquerade: Vec::new() };
+        let evidence = Evidence { matches: store.lookup(std::slice::from_ref(d))?, ..Evidence::default() };
         let reputation = crate::reputation::build(&store, &evidence, std::slice::from_ref(d), None, &[])?;
         let report =
             LookupReport { query: d.hex(), kind: d.kind(), reputation, verdict: verdict::decide_evidence(&evidence) };

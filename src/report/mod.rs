@@ -564,6 +564,9 @@ pub struct Reputation {
     pub additional_versions: Vec<OtherVersion>,
     /// Libraries it imports that the store knows, and packages that contain it.
     pub relationships: Relationships,
+    /// The file's verified signers that the store lists on vulnerable or malicious records.
+    #[serde(default)]
+    pub signer_listings: Vec<SignerListing>,
 }
 
 /// A source in the store.
@@ -632,6 +635,24 @@ pub struct Relationships {
     pub libraries: Vec<KnownLibrary>,
     /// Packages that contain the file (from NSRL and hashlookup records).
     pub packages: Vec<String>,
+}
+
+/// A signer the store lists on vulnerable or malicious records (LOLDrivers), found for a file whose signature
+/// verifies.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SignerListing {
+    /// The signer, as the file's certificate names it (common name).
+    pub signer: String,
+    /// The source listing it.
+    pub source: String,
+    /// That source's data set version (or date).
+    pub source_version: Option<String>,
+    /// The class of the records it signed there.
+    pub class: Class,
+    /// How many such records.
+    pub records: u64,
+    /// One of their file names.
+    pub example: Option<String>,
 }
 
 /// An imported library the store knows by name.

@@ -1225,6 +1225,47 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// The vulnerable and malicious records each source lists with `signer` (compared without case), through
+    /// the feed files' `r_signer` index. Feed versions imported before that index existed are not searched
+    /// (a re-import adds it): a full scan of a large set would cost seconds per file.
+    pub fn signer_listings(&self, signer: &str) -> Result<Vec<crate::report::SignerListing>, Error> {
+        let mut out = Vec::new();
+        for a in self.active.iter().filter(|a| a.row.records > 0 && !a.files.is_empty()) {
+            let f = &a.row;
+            let sql = format!(
+                "SELECT class, count(*), min(json_extract(meta, '$.file_name')) FROM {} INDEXED BY r_signer \
+                 WHERE {expr} = ?1 COLLATE NOCASE AND class >= {min} GROUP BY class",
+                a.r,
+                expr = super::build::SIGNER_EXPR,
+                // A literal, as in the partial index's WHERE: SQLite uses the index only when it can see that
+                // the query's condition implies it.
+                min = Class::Vulnerable.code()
+            );
+            let mut st = match self.conn_of(a).prepare_cached(&sql) {
+                Ok(st) => st,
+                Err(e) if e.to_string().contains("no such index") => continue,
+                Err(e) => return Err(self.err(e)),
+            };
+            let rows: Vec<(i64, i64, Option<String>)> = st
+                .query_map(params![signer], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(e))?;
+            for (class, n, example) in rows {
+                if let Some(class) = Class::from_code(class) {
+                    out.push(crate::report::SignerListing {
+                        signer: signer.to_string(),
+                        source: f.source.clone(),
+                        source_version: f.version.clone().or_else(|| f.date.clone()),
+                        class,
+                        records: n as u64,
+                        example,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// `db info`.
     pub fn info(&self) -> Result<StoreInfo, Error> {
         let mut size = 0;

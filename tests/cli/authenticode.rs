@@ -395,3 +395,61 @@ fn catalogs_import_into_the_store_and_vouch_for_their_members() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no .cat file"), "{err}");
 }
+
+#[test]
+fn a_signer_on_a_blocklist_in_the_store_is_reported_and_not_good_evidence() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let d = dir.path();
+    std::fs::write(d.join("roots.pem"), kit::pem_bundle(&[&pki.root, &pki.tsa_root])).unwrap();
+    std::fs::write(d.join("signed.exe"), sign_pe(&unsigned(), &pki.signature())).unwrap();
+    let check = |d: &Path| -> Value {
+        let (_, out, err) = run(d, &["check", "--json", "--trust", "roots.pem", "--trust-only", "signed.exe"]);
+        let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}"));
+        doc["reports"][0].clone()
+    };
+    // A LOLDrivers-shaped feed: one malicious driver signed by the kit's publisher, one by somebody else.
+    let entry = |id: &str, name: &str, hash: char, signer: &str| {
+        format!(
+            r#"{{"Id":"{id}","Category":"malicious","KnownVulnerableSamples":[{{"Filename":"{name}","SHA256":"{}","Signature":["{signer}","Some CA"]}}]}}"#,
+            hash.to_string().repeat(64)
+        )
+    };
+    let feed = format!(
+        "[{},{}]",
+        entry("a", "evil.sys", 'a', "filerep test PUBLISHER"),
+        entry("b", "other.sys", 'b', "Somebody Else Ltd")
+    );
+    std::fs::write(d.join("drivers.json"), feed).unwrap();
+
+    // Before the feed: the valid signature is good evidence.
+    let (code, _, err) =
+        run(d, &["db", "import", "--format", "hashlist", "--source", "x", "--class", "malicious", "roots.pem"]);
+    assert_eq!(code, 2, "a store with nothing useful: {err}");
+    assert_eq!(check(d)["verdict"]["level"], "good");
+
+    let (code, out, err) = run(d, &["db", "import", "--format", "loldrivers-json", "drivers.json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let r = check(d);
+    let listing = &r["reputation"]["signer_listings"];
+    assert_eq!(listing.as_array().unwrap().len(), 1, "{listing:#}");
+    assert_eq!(listing[0]["signer"], "Filerep Test Publisher");
+    assert_eq!(listing[0]["class"], "malicious");
+    assert_eq!(listing[0]["example"], "evil.sys");
+    let reasons = r["verdict"]["reasons"].as_array().unwrap();
+    let hit = reasons.iter().find(|x| x["id"] == "signer-on-blocklist").expect("signer-on-blocklist");
+    assert_eq!(hit["source"], "loldrivers");
+    assert!(hit["message"].as_str().unwrap().contains("evil.sys"), "{hit:#}");
+    let valid = reasons.iter().find(|x| x["id"] == "signature-valid").expect("still shown");
+    assert_eq!(valid["level"], "unknown");
+    assert_eq!(r["verdict"]["level"], "unknown", "a blocklisted signer is no evidence of goodness");
+    assert_eq!(r["signature"]["status"], "valid", "the signature itself is still valid");
+
+    // A feed version written before the signer index existed is not searched (no full scan), and no error.
+    for f in std::fs::read_dir(d.join("filerep-store.sqlite.feeds")).unwrap() {
+        let conn = rusqlite::Connection::open(f.unwrap().path()).unwrap();
+        conn.execute_batch("DROP INDEX IF EXISTS r_signer").unwrap();
+    }
+    let r = check(d);
+    assert_eq!(r["reputation"]["signer_listings"], serde_json::json!([]), "{:#}", r["reputation"]);
+    assert_eq!(r["verdict"]["level"], "good");
+}
