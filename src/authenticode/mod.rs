@@ -43,6 +43,11 @@ pub const MAX_DEPTH: usize = 4;
 pub const MAX_SIGNATURES: usize = 16;
 /// Certificates in a chain at most.
 const MAX_CHAIN: usize = 8;
+/// Certificate links (each a signature check) tried at most while building one chain: a hostile signature
+/// with many certificates of the same name would otherwise make the search exponential.
+const MAX_LINK_CHECKS: usize = 64;
+/// Certificates read at most from one SignedData (real ones carry fewer than ten).
+const MAX_CERTS: usize = 100;
 
 pub(crate) mod oid {
     use const_oid::ObjectIdentifier as O;
@@ -378,6 +383,11 @@ pub(crate) fn parse_signed_data(ci: &[u8]) -> Result<SignedData<'_>, String> {
         let mut r = set.children();
         while !r.is_empty() {
             let c = r.next_tlv().map_err(e)?;
+            if certs.len() + cert_errors.len() >= MAX_CERTS {
+                cert_errors
+                    .push(format!("more than {MAX_CERTS} certificates in the signature: the rest were not read"));
+                break;
+            }
             if c.tag == tag::SEQUENCE {
                 match Cert::parse(c.raw) {
                     Ok(cert) => certs.push(cert),
@@ -545,72 +555,100 @@ pub(crate) fn build_chain(
     eku: &str,
     at: i64,
 ) -> Result<(Vec<Cert>, Arc<Anchor>), String> {
-    let mut last_error = None;
+    let mut search = Search { pool, v, purposes, eku, at, budget: MAX_LINK_CHECKS, last_error: None };
     let mut path = vec![leaf];
-    if let Some(found) = extend(&mut path, pool, v, purposes, eku, at, &mut last_error) {
+    if let Some(found) = search.extend(&mut path) {
         return Ok(found);
     }
-    Err(last_error.unwrap_or_else(|| format!("no issuer matching \"{}\" was found", leaf.issuer)))
+    Err(search.last_error.unwrap_or_else(|| format!("no issuer matching \"{}\" was found", leaf.issuer)))
 }
 
-fn extend<'a>(
-    path: &mut Vec<&'a Cert>,
-    pool: &[&'a Cert],
-    v: &Verifier,
+/// A depth-first search for a chain, with what it looks for and what it has spent.
+struct Search<'p, 'a> {
+    pool: &'p [&'a Cert],
+    v: &'p Verifier,
     purposes: u8,
-    eku: &str,
+    eku: &'p str,
     at: i64,
-    last_error: &mut Option<String>,
-) -> Option<(Vec<Cert>, Arc<Anchor>)> {
-    let trust = &v.trust;
-    let current = *path.last()?;
-    // The current certificate is itself an anchor (a trusted intermediate such as a UEFI db CA).
-    let own = trust.anchors().find(|a| {
-        a.purposes & purposes != 0 && a.cert.subject_raw == current.subject_raw && a.cert.spki == current.spki
-    });
-    let mut candidates: Vec<Arc<Anchor>> = own.cloned().into_iter().collect();
-    if own.is_none() {
-        for a in trust.by_subject(&current.issuer_raw, purposes) {
-            match v.link(current, &a.cert) {
-                Ok(()) => candidates.push(a.clone()),
+    /// Link checks left (each is a signature verification).
+    budget: usize,
+    /// Why the last attempt failed.
+    last_error: Option<String>,
+}
+
+impl<'a> Search<'_, 'a> {
+    /// Take one link check from the budget; false (and the reason recorded) when it is spent.
+    fn spend(&mut self) -> bool {
+        if self.budget == 0 {
+            self.last_error = Some(format!("no chain found within {MAX_LINK_CHECKS} certificate checks"));
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
+
+    fn extend(&mut self, path: &mut Vec<&'a Cert>) -> Option<(Vec<Cert>, Arc<Anchor>)> {
+        let current = *path.last()?;
+        let trust = &self.v.trust;
+        // The current certificate is itself an anchor (a trusted intermediate such as a UEFI db CA).
+        let own = trust.anchors().find(|a| {
+            a.purposes & self.purposes != 0 && a.cert.subject_raw == current.subject_raw && a.cert.spki == current.spki
+        });
+        let mut candidates: Vec<Arc<Anchor>> = own.cloned().into_iter().collect();
+        if own.is_none() {
+            for a in trust.by_subject(&current.issuer_raw, self.purposes) {
+                if !self.spend() {
+                    return None;
+                }
+                match self.v.link(current, &a.cert) {
+                    Ok(()) => candidates.push(a.clone()),
+                    Err(e) => {
+                        self.last_error = Some(format!(
+                            "\"{}\" is not signed by the anchor \"{}\": {e}",
+                            current.subject, a.cert.subject
+                        ))
+                    }
+                }
+            }
+        }
+        for anchor in candidates {
+            // The anchor ends the path; an anchor that equals `current` is not an extra link.
+            let end = if own.is_some() { path.len() - 1 } else { path.len() };
+            match constraints(&path[..end.max(1)], &anchor, self.eku, self.at, own.is_some()) {
+                Ok(()) => return Some((path.iter().map(|c| (*c).clone()).collect(), anchor)),
+                Err(e) => self.last_error = Some(e),
+            }
+        }
+        if path.len() >= MAX_CHAIN {
+            self.last_error = Some(format!("no chain of at most {MAX_CHAIN} certificates reaches a trusted anchor"));
+            return None;
+        }
+        for cand in self.pool.iter().copied() {
+            if cand.subject_raw != current.issuer_raw || path.iter().any(|p| p.raw == cand.raw) {
+                continue;
+            }
+            if !self.spend() {
+                return None;
+            }
+            match self.v.link(current, cand) {
+                Ok(()) => {
+                    path.push(cand);
+                    if let Some(found) = self.extend(path) {
+                        return Some(found);
+                    }
+                    path.pop();
+                }
                 Err(e) => {
-                    *last_error =
-                        Some(format!("\"{}\" is not signed by the anchor \"{}\": {e}", current.subject, a.cert.subject))
+                    self.last_error =
+                        Some(format!("\"{}\" is not signed by \"{}\": {e}", current.subject, cand.subject))
                 }
             }
         }
-    }
-    for anchor in candidates {
-        // The anchor ends the path; an anchor that equals `current` is not an extra link.
-        let end = if own.is_some() { path.len() - 1 } else { path.len() };
-        match constraints(&path[..end.max(1)], &anchor, eku, at, own.is_some()) {
-            Ok(()) => return Some((path.iter().map(|c| (*c).clone()).collect(), anchor)),
-            Err(e) => *last_error = Some(e),
+        if self.last_error.is_none() {
+            self.last_error = Some(format!("no issuer matching \"{}\" was found", current.issuer));
         }
+        None
     }
-    if path.len() >= MAX_CHAIN {
-        *last_error = Some(format!("no chain of at most {MAX_CHAIN} certificates reaches a trusted anchor"));
-        return None;
-    }
-    for cand in pool.iter().copied() {
-        if cand.subject_raw != current.issuer_raw || path.iter().any(|p| p.raw == cand.raw) {
-            continue;
-        }
-        match v.link(current, cand) {
-            Ok(()) => {
-                path.push(cand);
-                if let Some(found) = extend(path, pool, v, purposes, eku, at, last_error) {
-                    return Some(found);
-                }
-                path.pop();
-            }
-            Err(e) => *last_error = Some(format!("\"{}\" is not signed by \"{}\": {e}", current.subject, cand.subject)),
-        }
-    }
-    if last_error.is_none() {
-        *last_error = Some(format!("no issuer matching \"{}\" was found", current.issuer));
-    }
-    None
 }
 
 /// Check validity, CA constraints, key usage and EKU along a path (leaf first, anchor excluded unless the

@@ -522,3 +522,34 @@ fn damaged_signatures_never_panic() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(120), "hang guard");
 }
+
+/// Certificates that all cross-sign each other under one name: every path through them verifies, so an
+/// unbounded search would try about 30^7 of them. The search gives up after a fixed number of checks.
+#[test]
+fn a_maze_of_cross_signed_certificates_is_bounded() {
+    let (dir, pki) = (tempfile::tempdir().unwrap(), Pki::new());
+    let spec = |n: u64| {
+        let mut s = CertSpec::ca("Maze CA");
+        (s.key_seed, s.serial) = (format!("maze key {}", n % 10), n);
+        s
+    };
+    let roots: Vec<kit::Cert> = (0..6).map(|i| kit::Cert::self_signed(spec(i))).collect();
+    let mut maze = Vec::new();
+    for (i, issuer) in roots.iter().enumerate() {
+        for j in 0..6 {
+            if i != j {
+                maze.push(issuer.issue(spec(100 + 10 * i as u64 + j as u64)));
+            }
+        }
+    }
+    let leaf = roots[0].issue(CertSpec::code_signing("Maze Publisher"));
+    let mut certs: Vec<&kit::Cert> = vec![&leaf];
+    certs.extend(maze.iter());
+    let file = sign_pe(&unsigned(), &Signature::new(&leaf, &[]).certificates(&certs));
+    let started = std::time::Instant::now();
+    let r = check(dir.path(), &pki, &file, &["--trust-only"]);
+    let s = &r["signature"]["signatures"][0];
+    assert_eq!((s["digest_ok"] == true, s["signer_ok"] == true, s["chain_ok"] == true), (true, true, false), "{s:#}");
+    assert!(s["errors"].to_string().contains("within 64 certificate checks"), "{s:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "hang guard: {:?}", started.elapsed());
+}
