@@ -46,6 +46,8 @@ const MAX_CHAIN: usize = 8;
 /// Certificate links (each a signature check) tried at most while building one chain: a hostile signature
 /// with many certificates of the same name would otherwise make the search exponential.
 const MAX_LINK_CHECKS: usize = 64;
+/// Certificate links remembered per process at most (intermediates and TSAs repeat; leaves mostly do not).
+const MAX_CACHED_LINKS: usize = 10_000;
 /// Certificates read at most from one SignedData (real ones carry fewer than ten).
 const MAX_CERTS: usize = 100;
 
@@ -97,7 +99,10 @@ impl Verifier {
         }
         let r = child.verify_issued_by(issuer);
         if let Ok(mut m) = self.links.lock() {
-            m.insert(key, r.clone());
+            // Bounded: a scan of many files with their own leaf certificates must not grow it without end.
+            if m.len() < MAX_CACHED_LINKS {
+                m.insert(key, r.clone());
+            }
         }
         r
     }
