@@ -36,12 +36,33 @@ impl Default for Options {
 
 /// Check one input: read it once, hash it, analyse it and decide the verdict.
 pub fn check(input: &Input, opts: &Options) -> Report {
-    let mut report = Report {
+    let report = Report {
         path: input.display_name(),
         path_base64: input.raw_path_bytes().map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
         ..Default::default()
     };
-    match sample::load(input, opts.max_size) {
+    finish(report, sample::load(input, opts.max_size), opts)
+}
+
+/// Check a file found by a directory walk: `None` when its first bytes are not an executable's (unless
+/// `all_files`); a file that cannot be read still gets a report, with `error` set.
+pub fn check_if_executable(path: &std::path::Path, opts: &Options, all_files: bool) -> Option<Report> {
+    let input = Input::Path(path.to_path_buf());
+    let loaded = match sample::load_if_executable(path, opts.max_size, all_files) {
+        Ok(None) => return None,
+        Ok(Some(content)) => Ok(content),
+        Err(e) => Err(e),
+    };
+    let report = Report {
+        path: input.display_name(),
+        path_base64: input.raw_path_bytes().map(|b| base64::engine::general_purpose::STANDARD.encode(b)),
+        ..Default::default()
+    };
+    Some(finish(report, loaded, opts))
+}
+
+fn finish(mut report: Report, loaded: Result<Content, sample::Error>, opts: &Options) -> Report {
+    match loaded {
         Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data, &opts.verifier),
         Ok(Content::OverCap { head, mut rest }) => {
             let format = analysis::detect_format(&head);
@@ -62,6 +83,7 @@ pub fn check(input: &Input, opts: &Options) -> Report {
         }
         Err(e) => report.error = Some(e.to_string()),
     }
+    report.hardening = crate::hardening::evaluate(&report);
     report.verdict = verdict::decide(&report, &crate::reputation::local_evidence(&report));
     report
 }
@@ -70,6 +92,7 @@ pub fn check(input: &Input, opts: &Options) -> Report {
 pub fn report_from_bytes(path: &str, data: &[u8]) -> Report {
     let mut report = Report { path: path.to_string(), ..Default::default() };
     fill_from_bytes(&mut report, data, &Options::default().verifier);
+    report.hardening = crate::hardening::evaluate(&report);
     report.verdict = verdict::decide(&report, &crate::reputation::local_evidence(&report));
     report
 }

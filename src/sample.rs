@@ -107,18 +107,47 @@ const HEAD: usize = 64 * 1024;
 pub fn load(input: &Input, max_size: u64) -> Result<Content, Error> {
     match input {
         Input::Stdin => read_capped(Box::new(io::stdin()), max_size, None),
-        Input::Path(p) => {
-            let mut file = open_regular(p)?;
-            let len = file.metadata().map(|m| m.len()).ok();
-            if len.is_some_and(|l| l > max_size) {
-                // Known to be over the cap: read just enough to tell the format, and stream the rest.
-                let mut head = Vec::with_capacity(HEAD);
-                (&mut file).take(HEAD as u64).read_to_end(&mut head)?;
-                return Ok(Content::OverCap { head, rest: Box::new(file) });
-            }
-            read_capped(Box::new(file), max_size, len)
-        }
+        Input::Path(p) => load_file(open_regular(p)?, max_size),
     }
+}
+
+/// Bytes that tell an executable from other files (`MZ`, `\x7fELF`, the Mach-O magics).
+pub const MAGIC_BYTES: usize = 8;
+
+/// Open a file found by a directory walk and read it only when its first bytes are an executable's
+/// (`MZ`, ELF, Mach-O), or whatever it is when `all_files`: `Ok(None)` means "not an executable" after
+/// reading at most [`MAGIC_BYTES`] bytes.
+pub fn load_if_executable(path: &Path, max_size: u64, all_files: bool) -> Result<Option<Content>, Error> {
+    let mut file = open_regular(path)?;
+    if !all_files {
+        let mut head = [0u8; MAGIC_BYTES];
+        let mut n = 0;
+        while n < head.len() {
+            match file.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !crate::analysis::is_executable_magic(&head[..n]) {
+            return Ok(None);
+        }
+        use std::io::Seek;
+        file.seek(io::SeekFrom::Start(0))?;
+    }
+    load_file(file, max_size).map(Some)
+}
+
+fn load_file(mut file: File, max_size: u64) -> Result<Content, Error> {
+    let len = file.metadata().map(|m| m.len()).ok();
+    if len.is_some_and(|l| l > max_size) {
+        // Known to be over the cap: read just enough to tell the format, and stream the rest.
+        let mut head = Vec::with_capacity(HEAD);
+        (&mut file).take(HEAD as u64).read_to_end(&mut head)?;
+        return Ok(Content::OverCap { head, rest: Box::new(file) });
+    }
+    read_capped(Box::new(file), max_size, len)
 }
 
 fn read_capped(reader: Box<dyn Read + Send>, max_size: u64, len_hint: Option<u64>) -> Result<Content, Error> {

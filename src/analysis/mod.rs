@@ -73,6 +73,12 @@ pub fn detect_format(data: &[u8]) -> Format {
     }
 }
 
+/// True when the first bytes (at least 8 for a fat Mach-O) are an executable's: `MZ` (PE or DOS), ELF or
+/// Mach-O. `filerep scan` selects files with it.
+pub fn is_executable_magic(head: &[u8]) -> bool {
+    head.starts_with(b"MZ") || matches!(detect_format(head), Format::Elf | Format::Macho)
+}
+
 /// Analyse a whole file held in memory.
 pub fn analyse(data: &[u8]) -> FileFacts {
     let mut facts = FileFacts { format: detect_format(data), ..Default::default() };

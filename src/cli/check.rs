@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -74,7 +75,47 @@ pub struct Args {
     pub catalog: Vec<std::path::PathBuf>,
 }
 
-fn parse_level(s: &str) -> Result<Level, String> {
+/// The Authenticode verifier for `--trust`, `--trust-only` and `--catalog` (shared by `check` and `scan`).
+pub fn verifier(trust_files: &[PathBuf], trust_only: bool, catalogs: &[PathBuf]) -> Result<Verifier> {
+    let mut trust = if trust_only { TrustStore::empty() } else { TrustStore::bundled() };
+    for file in trust_files {
+        trust.add_file(file).map_err(|e| anyhow::anyhow!("--trust {e}"))?;
+    }
+    let mut verifier = Verifier::new(Arc::new(trust));
+    for file in catalogs {
+        let cat = crate::authenticode::catalog::load(file, &verifier).map_err(|e| anyhow::anyhow!("--catalog {e}"))?;
+        verifier.catalogs.push(Arc::new(cat));
+    }
+    Ok(verifier)
+}
+
+/// Where the reputation store is, for a run that reads it.
+pub enum StorePath {
+    /// An existing store.
+    Exists(PathBuf),
+    /// No store there yet (`check` and `scan` do not create one): reports say it is empty.
+    Missing(PathBuf),
+    /// `--no-store`, or no place for a store (a warning was printed).
+    None,
+}
+
+/// Resolve the store for `check` and `scan` (`--db`, `$FILEREP_DB`, the data directory).
+pub fn store_path(no_store: bool, db: Option<&std::path::Path>) -> StorePath {
+    if no_store {
+        return StorePath::None;
+    }
+    match crate::store::sqlite::resolve_path(db) {
+        Ok(path) if path.exists() => StorePath::Exists(path),
+        Ok(path) => StorePath::Missing(path),
+        // No HOME and no FILEREP_DB: still answer from the file, and say why the store is missing.
+        Err(e) => {
+            super::warn_line(&format!("{e}; judging from the files alone"));
+            StorePath::None
+        }
+    }
+}
+
+pub fn parse_level(s: &str) -> Result<Level, String> {
     s.parse()
 }
 
@@ -106,47 +147,17 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let mut trust = if args.trust_only { TrustStore::empty() } else { TrustStore::bundled() };
-    for file in &args.trust {
-        trust.add_file(file).map_err(|e| anyhow::anyhow!("--trust {e}"))?;
-    }
-    let mut verifier = Verifier::new(Arc::new(trust));
-    for file in &args.catalog {
-        let cat = crate::authenticode::catalog::load(file, &verifier).map_err(|e| anyhow::anyhow!("--catalog {e}"))?;
-        verifier.catalogs.push(Arc::new(cat));
-    }
-    let opts = Options { max_size: args.max_size, verifier: Arc::new(verifier) };
+    let opts =
+        Options { max_size: args.max_size, verifier: Arc::new(verifier(&args.trust, args.trust_only, &args.catalog)?) };
     // One input needs no worker threads (and no look at the CPU count, which reads cgroup files).
-    let jobs = if inputs.len() <= 1 {
-        1
-    } else {
-        args.jobs
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-            .clamp(1, 64)
-            .min(inputs.len())
-    };
+    let jobs = if inputs.len() <= 1 { 1 } else { super::jobs(args.jobs, inputs.len()) };
 
     // The store is opened once, on this thread, which also prints: lookups take microseconds. A store that
     // does not exist yet is not created by `check` (that is for `db import`): the report says it is empty.
-    let mut missing_store: Option<String> = None;
-    let store = if args.no_store {
-        None
-    } else {
-        match crate::store::sqlite::resolve_path(db) {
-            Ok(path) => match crate::store::sqlite::SqliteStore::open_existing(&path) {
-                Ok(Some(store)) => Some(store),
-                Ok(None) => {
-                    missing_store = Some(path.display().to_string());
-                    None
-                }
-                Err(e) => return Err(e.into()),
-            },
-            // No HOME and no FILEREP_DB: still answer from the file, and say why the store is missing.
-            Err(e) => {
-                super::warn_line(&format!("{e}; judging from the files alone"));
-                None
-            }
-        }
+    let (store, missing_store) = match store_path(args.no_store, db) {
+        StorePath::Exists(path) => (crate::store::sqlite::SqliteStore::open_existing(&path)?, None),
+        StorePath::Missing(path) => (None, Some(path.display().to_string())),
+        StorePath::None => (None, None),
     };
     let mut stdout = io::stdout().lock();
     let mut worst_hit = false;

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod db;
 pub mod lookup;
+pub mod scan;
 
 use std::ffi::OsString;
 use std::io;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Look hashes up in the reputation store, without a file (`-` reads them from standard input).
     #[command(after_help = EXIT_HELP)]
     Lookup(lookup::Args),
+    /// Check every executable under directories, for CI: findings, a policy, SARIF, and an exit status.
+    #[command(after_help = EXIT_HELP)]
+    Scan(scan::Args),
     /// Manage the reputation store: import feeds, show, add, remove, verify.
     Db {
         /// What to do.
@@ -83,6 +87,7 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(&args, cli.db.as_deref(), color),
         Command::Lookup(args) => lookup::run(&args, cli.db.as_deref(), color),
+        Command::Scan(args) => scan::run(&args, cli.db.as_deref(), color),
         Command::Db { command } => db::run(&command, cli.db.as_deref()),
     };
     match result {
@@ -114,6 +119,14 @@ fn exit_130_on_sigint() {
 
 #[cfg(not(unix))]
 fn exit_130_on_sigint() {}
+
+/// Worker threads: `-j N`, else the number of CPUs; at most 64, and no more than there is work.
+pub fn jobs(requested: Option<usize>, work: usize) -> usize {
+    requested
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .clamp(1, 64)
+        .min(work.max(1))
+}
 
 /// A closed stdout (`filerep check … | head -1`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

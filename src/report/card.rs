@@ -173,6 +173,7 @@ pub fn render(report: &Report, opts: &Options) -> String {
         c.heading("Digital DNA");
         c.row("Entropy", &report.entropy.map(|e| format!("{e:.2} bits/byte")).unwrap_or_else(|| "-".into()));
     }
+    hardening(&mut c, report);
     anomalies(&mut c, report);
     reputation(&mut c, report.reputation.as_ref());
     c.out.push('\n');
@@ -346,7 +347,7 @@ fn title(c: &mut Card<'_>, r: &Report) {
     let bold = c.paint(Style::Bold, left.trim_end());
     let gap = " ".repeat(UnicodeWidthStr::width(left.as_str()) - UnicodeWidthStr::width(left.trim_end()));
     c.line(&format!("{bold}{gap}{right}"));
-    if r.path != name.as_ref() && r.path.contains(['/', '\\']) {
+    if r.path.as_str() != AsRef::<str>::as_ref(&name) && r.path.contains(['/', '\\']) {
         let dim = c.paint(Style::Dim, &v(&r.path));
         c.line(&dim);
     }
@@ -597,6 +598,7 @@ fn pe_dna(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
         c.tick(m.force_integrity),
     );
     c.row("Mitigations", &mit);
+    wrapped_row(c, "Load config", &load_config_text(pe));
     let checksum = if pe.checksum.header == 0 {
         format!("not set (computed 0x{:08x})", pe.checksum.computed)
     } else if pe.checksum.matches {
@@ -616,6 +618,33 @@ fn pe_dna(c: &mut Card<'_>, r: &Report, pe: &PeInfo) {
         ),
         None => c.row("Overlay", "none"),
     }
+}
+
+/// The load configuration's /GS, SafeSEH and CFG facts, on one line.
+fn load_config_text(pe: &PeInfo) -> String {
+    let Some(lc) = &pe.load_config else {
+        return "none (no /GS cookie, SafeSEH table or CFG metadata)".to_string();
+    };
+    let mut parts = vec![format!("{} bytes", lc.size)];
+    parts.push(match lc.security_cookie {
+        Some(0) => "/GS cookie 0".to_string(),
+        Some(c) => format!("/GS cookie 0x{c:x}"),
+        None => "no /GS cookie field".to_string(),
+    });
+    if pe.machine_value == 0x14c {
+        parts.push(match (lc.se_handler_table, lc.se_handler_count) {
+            (Some(t), Some(n)) if t != 0 && n > 0 => format!("SafeSEH {n} handler{}", if n == 1 { "" } else { "s" }),
+            (Some(_), Some(_)) => "SafeSEH no handler table".to_string(),
+            _ => "no SafeSEH fields".to_string(),
+        });
+    }
+    parts.push(match lc.guard_flags {
+        Some(0) => "guard flags 0".to_string(),
+        Some(f) if lc.guard_flags_decoded.is_empty() => format!("guard flags 0x{f:08x}"),
+        Some(f) => format!("guard flags 0x{f:08x} ({})", lc.guard_flags_decoded.join(", ")),
+        None => "no guard flags field".to_string(),
+    });
+    parts.join(" · ")
 }
 
 fn pe_signature(c: &mut Card<'_>, report: &Report, pe: &PeInfo) {
@@ -843,7 +872,7 @@ fn elf_card(c: &mut Card<'_>, r: &Report, e: &ElfInfo) {
         other => c.paint(Style::Bad, other),
     };
     c.row(
-        "Hardening",
+        "Mitigations",
         &format!(
             "PIE {}  NX {}  RELRO {relro}  canary {}  FORTIFY {}{}",
             c.tick(e.pie),
@@ -877,6 +906,23 @@ fn macho_card(c: &mut Card<'_>, r: &Report, m: &MachoInfo) {
         let dylibs: Vec<String> = s.dylibs.iter().map(|d| v(d).into_owned()).collect();
         c.row("Dylibs", &if dylibs.is_empty() { "none".to_string() } else { dylibs.join(", ") });
     }
+}
+
+/// One line: the failing hardening checks by id, and how many passed or did not apply.
+fn hardening(c: &mut Card<'_>, r: &Report) {
+    if r.hardening.is_empty() {
+        return;
+    }
+    let (pass, _, na) = crate::hardening::tally(&r.hardening);
+    let failing: Vec<&str> =
+        r.hardening.iter().filter(|h| h.status == crate::hardening::Status::Fail).map(|h| h.id.as_str()).collect();
+    let counts = format!("({pass} pass{})", if na > 0 { format!(", {na} n/a") } else { String::new() });
+    let text = if failing.is_empty() {
+        format!("{}  {counts}", c.paint(Style::Good, "no failures"))
+    } else {
+        format!("{} {}  {counts}", c.paint(Style::Bad, "fail:"), failing.join(", "))
+    };
+    c.one_line_section("Hardening", &text);
 }
 
 fn anomalies(c: &mut Card<'_>, r: &Report) {
@@ -916,5 +962,45 @@ mod tests {
         assert_eq!(pad("ab", 4), "ab  ");
         assert_eq!(clip("abcdef", 4), "abc…");
         assert_eq!(sparkline([0.0, 4.0, 8.0].into_iter()), "▁▅█");
+    }
+
+    #[test]
+    fn load_config_facts_on_one_line() {
+        let mut pe = PeInfo { machine_value: 0x14c, ..Default::default() };
+        assert_eq!(load_config_text(&pe), "none (no /GS cookie, SafeSEH table or CFG metadata)");
+        pe.load_config = Some(super::super::LoadConfig {
+            size: 0x48,
+            security_cookie: Some(0x41_2284),
+            se_handler_table: Some(0x41_1030),
+            se_handler_count: Some(3),
+            ..Default::default()
+        });
+        assert_eq!(load_config_text(&pe), "72 bytes · /GS cookie 0x412284 · SafeSEH 3 handlers · no guard flags field");
+        pe.machine_value = 0x8664;
+        let lc = pe.load_config.as_mut().unwrap();
+        (lc.size, lc.security_cookie, lc.guard_flags) = (320, Some(0), Some(0x500));
+        lc.guard_flags_decoded = vec!["cf-instrumented".into(), "cf-function-table-present".into()];
+        assert_eq!(
+            load_config_text(&pe),
+            "320 bytes · /GS cookie 0 · guard flags 0x00000500 (cf-instrumented, cf-function-table-present)"
+        );
+    }
+
+    #[test]
+    fn hardening_line_lists_failing_checks() {
+        use crate::hardening::{Check, Status};
+        let check = |id: &str, status| Check { id: id.into(), status, detail: String::new() };
+        let mut r = Report::default();
+        let mut c = Card { out: String::new(), opts: &Options::default() };
+        hardening(&mut c, &r);
+        assert_eq!(c.out, "", "nothing for a file without checks");
+        r.hardening = vec![check("pe-aslr", Status::Pass), check("pe-gs", Status::Fail), check("pe-cfg", Status::Fail)];
+        r.hardening.push(check("pe-safeseh", Status::NotApplicable));
+        hardening(&mut c, &r);
+        assert_eq!(c.out, "\n Hardening           fail: pe-gs, pe-cfg  (1 pass, 1 n/a)\n");
+        r.hardening = vec![check("elf-nx", Status::Pass)];
+        c.out.clear();
+        hardening(&mut c, &r);
+        assert_eq!(c.out, "\n Hardening           no failures  (1 pass)\n");
     }
 }

@@ -37,6 +37,21 @@ pub fn lookup_schema() -> String {
     s
 }
 
+/// Test helper: the committed schema file must equal the generated one (`FILEREP_UPDATE_SCHEMA=1` rewrites it).
+#[cfg(test)]
+pub(crate) fn assert_schema_current(file: &str, generated: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    if std::env::var_os("FILEREP_UPDATE_SCHEMA").is_some() {
+        std::fs::write(&path, generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{file} is out of date with the types; regenerate it with \
+         FILEREP_UPDATE_SCHEMA=1 cargo test schema_has_not_drifted"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,17 +59,7 @@ mod tests {
     /// The same drift check for the lookup document (`schema/lookup.schema.json`).
     #[test]
     fn lookup_schema_has_not_drifted() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/lookup.schema.json");
-        let generated = lookup_schema();
-        if std::env::var_os("FILEREP_UPDATE_SCHEMA").is_some() {
-            std::fs::write(path, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "schema/lookup.schema.json is out of date with the types; regenerate it with \
-             FILEREP_UPDATE_SCHEMA=1 cargo test schema_has_not_drifted"
-        );
+        assert_schema_current("schema/lookup.schema.json", &lookup_schema());
     }
 
     /// The committed schema must equal the one generated from the types: a change to the report types
@@ -62,17 +67,7 @@ mod tests {
     /// (`FILEREP_UPDATE_SCHEMA=1 cargo test schema_has_not_drifted` rewrites it).
     #[test]
     fn schema_has_not_drifted() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report.schema.json");
-        let generated = schema();
-        if std::env::var_os("FILEREP_UPDATE_SCHEMA").is_some() {
-            std::fs::write(path, &generated).unwrap();
-        }
-        let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "schema/report.schema.json is out of date with the report types; regenerate it with \
-             FILEREP_UPDATE_SCHEMA=1 cargo test schema_has_not_drifted"
-        );
+        assert_schema_current("schema/report.schema.json", &schema());
     }
 
     #[test]

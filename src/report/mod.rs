@@ -58,6 +58,9 @@ pub struct Report {
     pub macho: Option<MachoInfo>,
     /// Everything odd found while parsing, in the order found.
     pub anomalies: Vec<Anomaly>,
+    /// Hardening checks for the file's format (empty when it could not be read or is not an executable).
+    #[serde(default)]
+    pub hardening: Vec<crate::hardening::Check>,
     /// Authenticode verification (null unless `format` is `pe`).
     #[serde(default)]
     pub signature: Option<SignatureReport>,
@@ -210,6 +213,10 @@ pub struct PeInfo {
     pub version_info: Option<VersionInfo>,
     /// .NET CLR facts (null for native code).
     pub dotnet: Option<DotNet>,
+    /// The load configuration directory's /GS, SafeSEH and CFG fields (null when the file has none, or
+    /// when its directory points outside the file: see `anomalies`).
+    #[serde(default)]
+    pub load_config: Option<LoadConfig>,
     /// Data after the last structure the headers describe (pefile `get_overlay_data_start_offset`).
     pub overlay: Option<Overlay>,
     /// CodeView PDB path, when present.
@@ -367,6 +374,37 @@ pub struct DotNet {
     pub assembly_version: Option<String>,
     /// Module name from the Module table.
     pub module_name: Option<String>,
+}
+
+/// The fields of the load configuration directory (`IMAGE_LOAD_CONFIG_DIRECTORY32/64`, data directory 10)
+/// that the hardening checks use. A field is null when the structure's own `size` does not cover it (the
+/// structure grew with each Windows release; the loader goes by that field) or when the file ends first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadConfig {
+    /// The structure's Size field: the bytes the loader reads (capped here by what the file holds).
+    pub size: u32,
+    /// The data directory's size, which the loader does not use (older linkers wrote 0x40 for x86).
+    pub directory_size: u32,
+    /// SecurityCookie: the virtual address of the /GS stack cookie (0 when the module has none).
+    pub security_cookie: Option<u64>,
+    /// SEHandlerTable: the virtual address of the SafeSEH handler table (PE32 only; null for PE32+).
+    pub se_handler_table: Option<u32>,
+    /// SEHandlerCount: the number of registered SafeSEH handlers (PE32 only; null for PE32+).
+    pub se_handler_count: Option<u32>,
+    /// GuardCFCheckFunctionPointer: the virtual address of the CFG check-function pointer.
+    pub guard_cf_check_function_pointer: Option<u64>,
+    /// GuardCFFunctionTable: the virtual address of the CFG valid-call-target table.
+    pub guard_cf_function_table: Option<u64>,
+    /// GuardCFFunctionCount: the number of entries in the CFG valid-call-target table.
+    pub guard_cf_function_count: Option<u64>,
+    /// GuardFlags, raw (`IMAGE_GUARD_*`; the top four bits are the CFG table's entry stride).
+    pub guard_flags: Option<u32>,
+    /// GuardFlags decoded, in bit order (`cf-instrumented`, `cfw-instrumented`, `cf-function-table-present`,
+    /// `security-cookie-unused`, `protect-delayload-iat`, `delayload-iat-in-its-own-section`,
+    /// `cf-export-suppression-info-present`, `cf-enable-export-suppression`, `cf-longjump-table-present`,
+    /// `rf-instrumented`, `rf-enable`, `rf-strict`, `retpoline-present`, `eh-continuation-table-present`,
+    /// `xfg-enabled`, `castguard-present`, `memcpy-present`).
+    pub guard_flags_decoded: Vec<String>,
 }
 
 /// Data appended after everything the headers describe.

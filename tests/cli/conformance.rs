@@ -84,6 +84,22 @@ pub fn corpus_dir() -> Option<PathBuf> {
     has_file.then_some(dir)
 }
 
+/// The corpus for a test that needs it; `None` (after saying so on stderr) when it is not fetched, and a
+/// failure instead when `FILEREP_REQUIRE_CORPUS=1`.
+#[allow(clippy::print_stderr)] // a skip has to be visible somewhere
+pub fn corpus_or_skip() -> Option<PathBuf> {
+    let dir = corpus_dir();
+    if dir.is_none() {
+        assert!(
+            !corpus_required(),
+            "corpus required but not found: run scripts/fetch-corpus (looked in {})",
+            corpus_location().display()
+        );
+        eprintln!("skipped: corpus not fetched ({}): run scripts/fetch-corpus", corpus_location().display());
+    }
+    dir
+}
+
 /// `FILEREP_REQUIRE_CORPUS=1`: a missing corpus is a failure, not a skip.
 pub fn corpus_required() -> bool {
     std::env::var("FILEREP_REQUIRE_CORPUS").is_ok_and(|v| !v.is_empty() && v != "0")
@@ -94,7 +110,7 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// The expected documents, `(file name of the JSON, document)`, sorted by file name as compare.py reads them.
-fn expected_documents() -> Vec<(String, Value)> {
+pub fn expected_documents() -> Vec<(String, Value)> {
     let dir = data_dir().join("expected");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
@@ -638,15 +654,7 @@ fn corpus_manifest_and_expected_values_agree() {
 #[test]
 #[allow(clippy::print_stderr)] // a skip has to be visible somewhere
 fn corpus_matches_the_oracle() {
-    let Some(corpus) = corpus_dir() else {
-        assert!(
-            !corpus_required(),
-            "corpus required but not found: run scripts/fetch-corpus (looked in {})",
-            corpus_location().display()
-        );
-        eprintln!("skipped: corpus not fetched ({}): run scripts/fetch-corpus", corpus_location().display());
-        return;
-    };
+    let Some(corpus) = corpus_or_skip() else { return };
 
     // Every manifest file, byte for byte: a stale or damaged corpus would show up as wrong digests.
     let mut problems = Vec::new();

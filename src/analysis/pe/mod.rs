@@ -7,11 +7,12 @@
 //! directory, resources/version information, CLR header), each under `catch_unwind` with its counts
 //! checked first, so that one damaged directory costs only that directory: it becomes an anomaly and the
 //! rest of the file is still analysed. Imports are walked by [`imports`] (pefile's rules, needed for an
-//! exact imphash).
+//! exact imphash); the load configuration (/GS cookie, SafeSEH, CFG) is read by [`loadconfig`].
 
 mod dotnet;
 pub mod headers;
 mod imports;
+pub mod loadconfig;
 mod ordlookup;
 mod packer;
 mod resources;
@@ -76,6 +77,7 @@ pub fn analyse(data: &[u8], anomalies: &mut Vec<Anomaly>) -> Option<PeOutput> {
         guarded("debug directory", anomalies, |a| debug_info(&pe, &gsections, &opts, a)).unwrap_or((None, false));
     let dotnet = guarded(".NET metadata", anomalies, |a| dotnet::parse(&pe, a)).flatten();
     let rich = rich::parse(&pe, anomalies);
+    let load_config = guarded("load configuration", anomalies, |a| loadconfig::parse(&pe, a)).flatten();
 
     let (sec_off, sec_size) = pe.directory(4);
     let signature = authenticode::certificate_table(data, sec_off, sec_size, anomalies);
@@ -140,6 +142,7 @@ pub fn analyse(data: &[u8], anomalies: &mut Vec<Anomaly>) -> Option<PeOutput> {
         exports,
         version_info,
         dotnet,
+        load_config,
         overlay,
         pdb,
         rich_header: rich.as_ref().map(|r| r.info.clone()),
