@@ -23,6 +23,9 @@ pub struct Options {
     pub max_size: u64,
     /// Trust anchors and clock for Authenticode verification.
     pub verifier: Arc<Verifier>,
+    /// Compute the fuzzy hashes (TLSH, ssdeep): about two thirds of the hashing time, and nothing in the
+    /// verdict or the store uses them (`scan` leaves them out unless asked).
+    pub fuzzy: bool,
 }
 
 impl Default for Options {
@@ -30,6 +33,7 @@ impl Default for Options {
         Options {
             max_size: sample::DEFAULT_MAX_SIZE,
             verifier: Arc::new(Verifier::new(Arc::new(TrustStore::bundled()))),
+            fuzzy: true,
         }
     }
 }
@@ -63,7 +67,7 @@ pub fn check_if_executable(path: &std::path::Path, opts: &Options, all_files: bo
 
 fn finish(mut report: Report, loaded: Result<Content, sample::Error>, opts: &Options) -> Report {
     match loaded {
-        Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data, &opts.verifier),
+        Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data, &opts.verifier, opts.fuzzy),
         Ok(Content::OverCap { head, mut rest }) => {
             let format = analysis::detect_format(&head);
             match hashing::digest_stream(head, &mut rest) {
@@ -91,16 +95,16 @@ fn finish(mut report: Report, loaded: Result<Content, sample::Error>, opts: &Opt
 /// Build the report of a file held whole in memory (also the entry point for fuzzing and tests).
 pub fn report_from_bytes(path: &str, data: &[u8]) -> Report {
     let mut report = Report { path: path.to_string(), ..Default::default() };
-    fill_from_bytes(&mut report, data, &Options::default().verifier);
+    fill_from_bytes(&mut report, data, &Options::default().verifier, true);
     report.hardening = crate::hardening::evaluate(&report);
     report.verdict = verdict::decide(&report, &crate::reputation::local_evidence(&report));
     report
 }
 
-fn fill_from_bytes(report: &mut Report, data: &[u8], verifier: &Verifier) {
+fn fill_from_bytes(report: &mut Report, data: &[u8], verifier: &Verifier, fuzzy: bool) {
     let format = analysis::detect_format(data);
     let layout = if format == Format::Pe { authenticode::image_hash_layout(data, data.len() as u64) } else { None };
-    let plan = Plan { fuzzy: true, authentihash: layout.as_ref().map(|l| l.hashed.clone()) };
+    let plan = Plan { fuzzy, authentihash: layout.as_ref().map(|l| l.hashed.clone()) };
     // For a large file the analysis runs while the digests are computed; a small one is not worth a thread.
     let (digests, facts) = if data.len() >= hashing::PARALLEL_THRESHOLD {
         std::thread::scope(|s| {

@@ -147,8 +147,11 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
         anyhow::bail!("`-` (standard input) can be given only once");
     }
-    let opts =
-        Options { max_size: args.max_size, verifier: Arc::new(verifier(&args.trust, args.trust_only, &args.catalog)?) };
+    let opts = Options {
+        max_size: args.max_size,
+        verifier: Arc::new(verifier(&args.trust, args.trust_only, &args.catalog)?),
+        fuzzy: true,
+    };
     // One input needs no worker threads (and no look at the CPU count, which reads cgroup files).
     let jobs = if inputs.len() <= 1 { 1 } else { super::jobs(args.jobs, inputs.len()) };
 

@@ -96,6 +96,10 @@ pub struct Args {
     /// Files checked at once (default: the number of CPUs).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Also compute the fuzzy hashes (TLSH, ssdeep), as `check` does. They take about two thirds of the
+    /// hashing time and no verdict or store lookup uses them, so a scan leaves them out (null in JSON).
+    #[arg(long)]
+    pub fuzzy: bool,
     /// Judge from the files alone: do not open the reputation store.
     #[arg(long)]
     pub no_store: bool,
@@ -139,8 +143,11 @@ pub fn run(args: &Args, db: Option<&Path>, color: bool) -> Result<u8> {
         .map(|p| Baseline::load(p).map_err(|e| anyhow::anyhow!("--baseline {e}")))
         .transpose()?
         .map(Arc::new);
-    let opts =
-        Options { max_size: args.max_size, verifier: Arc::new(verifier(&args.trust, args.trust_only, &args.catalog)?) };
+    let opts = Options {
+        max_size: args.max_size,
+        verifier: Arc::new(verifier(&args.trust, args.trust_only, &args.catalog)?),
+        fuzzy: args.fuzzy,
+    };
     let store = store_path(args.no_store, db);
     if let StorePath::Exists(path) = &store {
         // Open once here so that a broken store is one clear error before any work.

@@ -110,6 +110,16 @@ fn executables_are_selected_by_magic_bytes_not_names() {
     let (_, e) = scan(dir.path(), &["--no-store", "--include", "a[", "out"], 2);
     assert!(e.contains("--include 'a['"), "{e}");
 
+    // Fuzzy hashes only when asked (no verdict or store lookup uses them; they are most of the hashing time).
+    let fuzzy = |doc: &serde_json::Value| {
+        doc["files"][2]["hashes"]["tlsh"].is_string() && doc["files"][2]["hashes"]["ssdeep"].is_string()
+    };
+    assert!(!fuzzy(&scan_json(dir.path(), &["--no-store", "out"], 0)));
+    let doc = scan_json(dir.path(), &["--no-store", "--fuzzy", "out"], 0);
+    assert!(fuzzy(&doc));
+    let (_, check) = crate::support::check_json(dir.path(), Path::new("out/docs/readme.txt"));
+    assert_eq!(doc["files"][2]["hashes"], check["reports"][0]["hashes"], "the same digests as check");
+
     // A single file as the root.
     let doc = scan_json(dir.path(), &["--no-store", "out/bin/tool"], 0);
     assert_eq!(paths(&doc), ["tool"]);
