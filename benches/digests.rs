@@ -45,7 +45,7 @@ fn one_pass(c: &mut Criterion) {
         let d = data(n);
         g.throughput(Throughput::Bytes(n as u64));
         let file_digests = Plan::default();
-        let everything = Plan { fuzzy: true, authentihash: Some(vec![0..200, 216..n as u64]) };
+        let everything = Plan { fuzzy: true, authentihash: Some(vec![0..200, 216..n as u64]), ..Default::default() };
         g.bench_function(format!("{name}/file-digests"), |b| b.iter(|| digest_in_memory(black_box(&d), &file_digests)));
         g.bench_function(format!("{name}/all-digests"), |b| b.iter(|| digest_in_memory(black_box(&d), &everything)));
     }

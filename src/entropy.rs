@@ -62,6 +62,14 @@ impl Histogram {
         self.pending = 0;
     }
 
+    /// Add another histogram's counts to this one (the histogram of two disjoint pieces of data).
+    pub fn merge(&mut self, other: &Histogram) {
+        let theirs = other.totals();
+        for (c, t) in self.counts.iter_mut().zip(theirs) {
+            *c += t;
+        }
+    }
+
     /// The count of each byte value.
     fn totals(&self) -> [u64; 256] {
         let mut c = self.counts;
@@ -130,6 +138,21 @@ mod tests {
             h.totals()
         });
         assert_eq!(folded.pending, (data.len() - 1234) as u64);
+    }
+
+    #[test]
+    fn merged_pieces_equal_whole() {
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 253) as u8).collect();
+        let mut whole = Histogram::default();
+        whole.update(&data);
+        let mut merged = Histogram::default();
+        for c in data.chunks(4099) {
+            let mut h = Histogram::default();
+            h.update(c);
+            merged.merge(&h);
+        }
+        assert_eq!(merged.totals(), whole.totals());
+        assert_eq!(merged.entropy().to_bits(), whole.entropy().to_bits());
     }
 
     #[test]

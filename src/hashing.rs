@@ -37,6 +37,8 @@ pub struct Plan {
     pub fuzzy: bool,
     /// Compute the Authenticode image hash over these ranges (from `image_hash_layout`).
     pub authentihash: Option<Vec<Range<u64>>>,
+    /// Leave the byte histogram (entropy) out: the PE analysis assembles it from the sections' histograms.
+    pub skip_entropy: bool,
 }
 
 /// The digests of one file (lower-case hex).
@@ -172,7 +174,7 @@ fn groups(plan: &Plan, len: u64, threads: usize) -> Vec<Group> {
     let mut b = Group {
         sha1: Some(Sha1::new()),
         sha256: Some(Sha256::new()),
-        hist: Some(Box::default()),
+        hist: (!plan.skip_entropy).then(Box::default),
         ..Default::default()
     };
     if plan.fuzzy {
@@ -336,7 +338,7 @@ mod tests {
         assert_eq!(d.md5, "900150983cd24fb0d6963f7d28e17f72");
         assert_eq!(d.sha1, "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        let e = digest_in_memory(b"", &Plan { fuzzy: true, authentihash: None });
+        let e = digest_in_memory(b"", &Plan { fuzzy: true, ..Default::default() });
         assert_eq!(e.md5, "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(e.entropy, 0.0);
         assert_eq!(e.tlsh.as_deref(), Some("TNULL"));
@@ -346,7 +348,7 @@ mod tests {
     #[test]
     fn tlsh_equals_the_reference() {
         for &(n, seed, _, _, tlsh) in crate::test_vectors::VECTORS {
-            let d = digest_in_memory(&crate::test_vectors::lcg(n, seed), &Plan { fuzzy: true, authentihash: None });
+            let d = digest_in_memory(&crate::test_vectors::lcg(n, seed), &Plan { fuzzy: true, ..Default::default() });
             assert_eq!(d.tlsh.as_deref(), Some(tlsh), "{n} bytes");
         }
     }
@@ -354,7 +356,7 @@ mod tests {
     #[test]
     fn one_thread_and_two_threads_agree() {
         let data = sample(PARALLEL_THRESHOLD + 12345);
-        let plan = Plan { fuzzy: true, authentihash: Some(vec![0..100, 200..data.len() as u64]) };
+        let plan = Plan { fuzzy: true, authentihash: Some(vec![0..100, 200..data.len() as u64]), ..Default::default() };
         let two = digest_in_memory(&data, &plan);
         let mut g = groups(&plan, data.len() as u64, 1);
         g[0].run(&data);

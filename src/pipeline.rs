@@ -104,7 +104,8 @@ pub fn report_from_bytes(path: &str, data: &[u8]) -> Report {
 fn fill_from_bytes(report: &mut Report, data: &[u8], verifier: &Verifier, fuzzy: bool) {
     let format = analysis::detect_format(data);
     let layout = if format == Format::Pe { authenticode::image_hash_layout(data, data.len() as u64) } else { None };
-    let plan = Plan { fuzzy, authentihash: layout.as_ref().map(|l| l.hashed.clone()) };
+    let plan =
+        Plan { fuzzy, authentihash: layout.as_ref().map(|l| l.hashed.clone()), skip_entropy: format == Format::Pe };
     // For a large file the analysis runs while the digests are computed; a small one is not worth a thread.
     let (digests, facts) = if data.len() >= hashing::PARALLEL_THRESHOLD {
         std::thread::scope(|s| {
@@ -118,6 +119,10 @@ fn fill_from_bytes(report: &mut Report, data: &[u8], verifier: &Verifier, fuzzy:
     };
 
     set_file_digests(report, &digests);
+    if plan.skip_entropy {
+        // The PE analysis assembled the whole-file histogram; when it could not read the headers, one pass here.
+        report.entropy = Some(facts.entropy.unwrap_or_else(|| crate::entropy::shannon(data)));
+    }
     report.hashes.tlsh = digests.tlsh;
     report.hashes.ssdeep = digests.ssdeep;
     report.hashes.authentihash_sha1 = digests.authentihash_sha1;

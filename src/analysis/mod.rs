@@ -31,6 +31,9 @@ pub struct FileFacts {
     pub rich_header_md5: Option<String>,
     /// Anomalies in the order found.
     pub anomalies: Vec<Anomaly>,
+    /// Shannon entropy of the whole file, when the analysis computed it (PE files whose headers could be
+    /// read: assembled from the section histograms).
+    pub entropy: Option<f64>,
 }
 
 impl FileFacts {
@@ -89,6 +92,7 @@ pub fn analyse(data: &[u8]) -> FileFacts {
             if let Some(out) = out.flatten() {
                 facts.imphash = out.imphash.clone();
                 facts.rich_header_md5 = out.rich_header_md5.clone();
+                facts.entropy = Some(out.file_entropy);
                 facts.pe = Some(out.info);
             }
             facts.anomalies = anomalies;

@@ -25,7 +25,7 @@ use goblin::pe::section_table::SectionTable;
 use self::headers::{Pe, SectionHeader, section_label};
 use super::authenticode;
 use super::guarded;
-use crate::entropy::shannon;
+use crate::entropy::{Histogram, shannon};
 use crate::report::{Anomaly, Checksum, DataDirectory, Export, Mitigations, Overlay, PeInfo, Section, VersionInfo};
 
 /// What the PE analysis returns besides the facts.
@@ -36,6 +36,8 @@ pub struct PeOutput {
     pub imphash: Option<String>,
     /// MD5 of the decoded Rich header.
     pub rich_header_md5: Option<String>,
+    /// Shannon entropy of the whole file (assembled from the sections' histograms when they do not overlap).
+    pub file_entropy: f64,
 }
 
 /// Export counts above this are not believed (ordinals are 16-bit).
@@ -56,6 +58,12 @@ pub fn analyse(data: &[u8], anomalies: &mut Vec<Anomaly>) -> Option<PeOutput> {
     // Section entropy reads each section's bytes; overlapping sections could make that many times the file
     // (2,048 headers all covering a 256 MiB file), so the bytes read are budgeted.
     let mut budget = SectionBudget::new(data.len());
+    // When the sections' bytes do not overlap, the file's histogram is theirs plus the bytes between them:
+    // the whole-file entropy then costs no second pass over the file.
+    let ranges = disjoint_section_ranges(&pe, data);
+    if ranges.is_some() {
+        budget.total = Some(Box::default());
+    }
     let sections: Vec<Section> = pe.sections.iter().map(|s| section_info(&pe, s, &mut budget)).collect();
     if budget.skipped > 0 {
         anomalies.push(Anomaly::limiting(
@@ -81,12 +89,17 @@ pub fn analyse(data: &[u8], anomalies: &mut Vec<Anomaly>) -> Option<PeOutput> {
 
     let (sec_off, sec_size) = pe.directory(4);
     let signature = authenticode::certificate_table(data, sec_off, sec_size, anomalies);
-    let overlay = pe.overlay_start().map(|start| {
+    let overlay_start = pe.overlay_start();
+    let (file_entropy, overlay_entropy) = match (budget.total.take(), &ranges) {
+        (Some(total), Some(ranges)) => entropy_from_parts(data, *total, ranges, overlay_start),
+        _ => (shannon(data), None),
+    };
+    let overlay = overlay_start.map(|start| {
         let size = data.len() as u64 - start;
         Overlay {
             offset: start,
             size,
-            entropy: shannon(&data[start as usize..]),
+            entropy: overlay_entropy.unwrap_or_else(|| shannon(&data[start as usize..])),
             is_certificate_table: signature.present
                 && u64::from(sec_off) == start
                 && u64::from(sec_off) + u64::from(sec_size) == data.len() as u64,
@@ -150,7 +163,53 @@ pub fn analyse(data: &[u8], anomalies: &mut Vec<Anomaly>) -> Option<PeOutput> {
         signature,
     };
     info.packer = packer::guess(&info, data);
-    Some(PeOutput { info, imphash: Some(imports.imphash), rich_header_md5: rich.map(|r| r.hash_md5) })
+    Some(PeOutput { info, imphash: Some(imports.imphash), rich_header_md5: rich.map(|r| r.hash_md5), file_entropy })
+}
+
+/// Sections read for entropy at most for the whole-file histogram to be assembled from them.
+const MAX_PARTS: usize = 1024;
+
+/// The file ranges of the sections' data, sorted, when no two overlap (else `None`).
+fn disjoint_section_ranges(pe: &Pe<'_>, data: &[u8]) -> Option<Vec<(usize, usize)>> {
+    if pe.sections.len() > MAX_PARTS {
+        return None;
+    }
+    let mut ranges: Vec<(usize, usize)> = pe
+        .sections
+        .iter()
+        .map(|s| pe.section_data(s))
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            let start = (d.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+            (start, start + d.len())
+        })
+        .collect();
+    ranges.sort_unstable();
+    ranges.windows(2).all(|w| w[0].1 <= w[1].0).then_some(ranges)
+}
+
+/// The whole-file entropy from the sections' histogram (`total`) and the bytes between and around them; also
+/// the overlay's entropy when the overlay is exactly the bytes after the last section.
+fn entropy_from_parts(
+    data: &[u8],
+    mut total: Histogram,
+    ranges: &[(usize, usize)],
+    overlay_start: Option<u64>,
+) -> (f64, Option<f64>) {
+    let mut overlay = None;
+    let mut pos = 0;
+    for &(a, b) in ranges.iter().chain(std::iter::once(&(data.len(), data.len()))) {
+        if pos < a {
+            let mut h = Histogram::default();
+            h.update(&data[pos..a]);
+            if a == data.len() && overlay_start == Some(pos as u64) {
+                overlay = Some(h.entropy());
+            }
+            total.merge(&h);
+        }
+        pos = pos.max(b);
+    }
+    (total.entropy(), overlay)
 }
 
 /// Section bytes read for entropy at most, as a multiple of the file size (plus a fixed allowance).
@@ -162,6 +221,8 @@ struct SectionBudget {
     skipped: usize,
     /// Entropy of ranges already read (hostile tables repeat the same range).
     seen: std::collections::HashMap<(usize, usize), f64>,
+    /// The sum of the sections' histograms, kept when the sections do not overlap.
+    total: Option<Box<Histogram>>,
 }
 
 impl SectionBudget {
@@ -170,6 +231,7 @@ impl SectionBudget {
             left: file_len.saturating_mul(SECTION_BYTES_FACTOR) + (16 << 20),
             skipped: 0,
             seen: Default::default(),
+            total: None,
         }
     }
 
@@ -188,7 +250,12 @@ impl SectionBudget {
             return 0.0;
         }
         self.left -= data.len();
-        let e = shannon(data);
+        let mut h = Histogram::default();
+        h.update(data);
+        let e = h.entropy();
+        if let Some(total) = &mut self.total {
+            total.merge(&h);
+        }
         self.seen.insert(key, e);
         e
     }
@@ -575,6 +642,23 @@ mod tests {
         assert_eq!(rfc3339(254_123_393), "1978-01-20T05:49:53Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(4_294_967_295), "2106-02-07T06:28:15Z");
+    }
+
+    #[test]
+    fn file_entropy_from_disjoint_parts_is_exact() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let ranges = [(1024, 9000), (9000, 20_000), (30_000, 41_000)];
+        let mut total = Histogram::default();
+        for &(a, b) in &ranges {
+            let mut h = Histogram::default();
+            h.update(&data[a..b]);
+            total.merge(&h);
+        }
+        let (whole, overlay) = entropy_from_parts(&data, total.clone(), &ranges, Some(41_000));
+        assert_eq!(whole.to_bits(), shannon(&data).to_bits());
+        assert_eq!(overlay.map(f64::to_bits), Some(shannon(&data[41_000..]).to_bits()));
+        // An overlay that is not exactly the tail gap is left to the caller.
+        assert_eq!(entropy_from_parts(&data, total, &ranges, Some(45_000)).1, None);
     }
 
     #[test]
