@@ -515,37 +515,48 @@ impl<'a> Pe<'a> {
 
     /// pefile `generate_checksum`: the Windows image checksum, skipping the CheckSum field.
     pub fn computed_checksum(&self) -> u32 {
-        let skip = (self.optional_header_offset + 64) / 4;
-        let mut sum: u64 = 0;
-        let mut chunks = self.data.chunks_exact(4);
-        for (i, c) in (&mut chunks).enumerate() {
-            if i == skip {
-                continue;
-            }
-            sum += u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-            if sum >= 1 << 32 {
-                sum = (sum & 0xffff_ffff) + (sum >> 32);
-            }
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() && self.data.len() / 4 != skip {
-            let mut last = [0u8; 4];
-            last[..rest.len()].copy_from_slice(rest);
-            sum += u64::from(u32::from_le_bytes(last));
-            if sum >= 1 << 32 {
-                sum = (sum & 0xffff_ffff) + (sum >> 32);
-            }
-        }
-        let mut c = (sum & 0xffff) + (sum >> 16);
-        c += c >> 16;
-        c &= 0xffff;
-        (c + self.data.len() as u64) as u32
+        pe_checksum(self.data, (self.optional_header_offset + 64) / 4)
     }
 
     /// The data directory at `index` (zero when absent).
     pub fn directory(&self, index: usize) -> (u32, u32) {
         self.data_directories.get(index).copied().unwrap_or((0, 0))
     }
+}
+
+/// pefile `generate_checksum`: the sum of the file's little-endian dwords (the one at dword index `skip`, the
+/// CheckSum field, left out; a short last dword zero-padded) with end-around carry, folded to 16 bits, plus
+/// the file length.
+///
+/// pefile folds the carry after every addition; folding once at the end gives the same value (both are the
+/// sum modulo 2^32 - 1, and both are zero only for an all-zero sum), and lets the loop vectorise: it was a
+/// visible share of a scan's time, as it reads every byte of the file.
+pub fn pe_checksum(data: &[u8], skip: usize) -> u32 {
+    let words = data.len() / 4;
+    let dword =
+        |i: usize| u64::from(u32::from_le_bytes([data[4 * i], data[4 * i + 1], data[4 * i + 2], data[4 * i + 3]]));
+    let mut total: u128 = 0;
+    // 2^28 dwords per block: a block's sum stays below 2^60.
+    for block in data[..words * 4].chunks(1 << 30) {
+        let s: u64 = block.chunks_exact(4).map(|c| u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).sum();
+        total += u128::from(s);
+    }
+    if skip < words {
+        total -= u128::from(dword(skip));
+    }
+    let rest = &data[words * 4..];
+    if !rest.is_empty() && words != skip {
+        let mut last = [0u8; 4];
+        last[..rest.len()].copy_from_slice(rest);
+        total += u128::from(u32::from_le_bytes(last));
+    }
+    while total >= 1 << 32 {
+        total = (total & 0xffff_ffff) + (total >> 32);
+    }
+    let mut c = (total & 0xffff) + (total >> 16);
+    c += c >> 16;
+    c &= 0xffff;
+    (c + data.len() as u128) as u32
 }
 
 /// pefile `adjust_PointerToRawData`: round down to 0x200.
@@ -568,6 +579,52 @@ pub fn section_label(s: &SectionHeader) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// pefile's loop, folding after every addition.
+    fn checksum_reference(data: &[u8], skip: usize) -> u32 {
+        let mut sum: u64 = 0;
+        let mut chunks = data.chunks_exact(4);
+        for (i, c) in (&mut chunks).enumerate() {
+            if i == skip {
+                continue;
+            }
+            sum += u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            if sum >= 1 << 32 {
+                sum = (sum & 0xffff_ffff) + (sum >> 32);
+            }
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() && data.len() / 4 != skip {
+            let mut last = [0u8; 4];
+            last[..rest.len()].copy_from_slice(rest);
+            sum += u64::from(u32::from_le_bytes(last));
+            if sum >= 1 << 32 {
+                sum = (sum & 0xffff_ffff) + (sum >> 32);
+            }
+        }
+        let mut c = (sum & 0xffff) + (sum >> 16);
+        c += c >> 16;
+        c &= 0xffff;
+        (c + data.len() as u64) as u32
+    }
+
+    #[test]
+    fn checksum_folding_once_equals_folding_every_step() {
+        let mut cases: Vec<Vec<u8>> = vec![vec![], vec![0; 7], vec![0xff; 4096], vec![0xff; 4099], vec![1, 2, 3]];
+        for seed in 1..40u32 {
+            let n = (seed * 7919 % 5000) as usize;
+            cases.push(crate::test_vectors::lcg(n, seed));
+        }
+        // Sums that are multiples of 2^32 - 1 (the end-around carry's zero).
+        let mut m = vec![0xffu8; 4 * 17];
+        m.extend_from_slice(&[1, 0, 0, 0]);
+        cases.push(m);
+        for data in &cases {
+            for skip in [0usize, 1, 16, data.len() / 4, usize::MAX] {
+                assert_eq!(pe_checksum(data, skip), checksum_reference(data, skip), "len {} skip {skip}", data.len());
+            }
+        }
+    }
 
     #[test]
     fn alignment_rules() {
