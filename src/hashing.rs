@@ -39,6 +39,8 @@ pub struct Plan {
     pub authentihash: Option<Vec<Range<u64>>>,
     /// Leave the byte histogram (entropy) out: the PE analysis assembles it from the sections' histograms.
     pub skip_entropy: bool,
+    /// Never split the digests over two threads (the caller already runs one file per core).
+    pub one_thread: bool,
 }
 
 /// The digests of one file (lower-case hex).
@@ -199,7 +201,7 @@ fn groups(plan: &Plan, len: u64, threads: usize) -> Vec<Group> {
 
 /// Hash bytes held in memory, on two threads when the input is large.
 pub fn digest_in_memory(data: &[u8], plan: &Plan) -> Digests {
-    let threads = if data.len() >= PARALLEL_THRESHOLD { 2 } else { 1 };
+    let threads = if data.len() >= PARALLEL_THRESHOLD && !plan.one_thread { 2 } else { 1 };
     let mut d = empty_digests();
     // Each thread owns its group, boxed: two groups side by side in one allocation would share cache lines
     // between the threads (the digest states are written on every block), which halved the throughput.

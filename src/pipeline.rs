@@ -26,6 +26,10 @@ pub struct Options {
     /// Compute the fuzzy hashes (TLSH, ssdeep): about two thirds of the hashing time, and nothing in the
     /// verdict or the store uses them (`scan` leaves them out unless asked).
     pub fuzzy: bool,
+    /// Split the work on one large file over two threads (hashing beside the analysis, and the digests over
+    /// two threads). Off when the caller already checks one file per core: the extra threads only cost
+    /// context switches then.
+    pub threads_per_file: bool,
 }
 
 impl Default for Options {
@@ -34,6 +38,7 @@ impl Default for Options {
             max_size: sample::DEFAULT_MAX_SIZE,
             verifier: Arc::new(Verifier::new(Arc::new(TrustStore::bundled()))),
             fuzzy: true,
+            threads_per_file: true,
         }
     }
 }
@@ -67,7 +72,7 @@ pub fn check_if_executable(path: &std::path::Path, opts: &Options, all_files: bo
 
 fn finish(mut report: Report, loaded: Result<Content, sample::Error>, opts: &Options) -> Report {
     match loaded {
-        Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data, &opts.verifier, opts.fuzzy),
+        Ok(Content::Whole(data)) => fill_from_bytes(&mut report, &data, opts),
         Ok(Content::OverCap { head, mut rest }) => {
             let format = analysis::detect_format(&head);
             match hashing::digest_stream(head, &mut rest) {
@@ -95,19 +100,24 @@ fn finish(mut report: Report, loaded: Result<Content, sample::Error>, opts: &Opt
 /// Build the report of a file held whole in memory (also the entry point for fuzzing and tests).
 pub fn report_from_bytes(path: &str, data: &[u8]) -> Report {
     let mut report = Report { path: path.to_string(), ..Default::default() };
-    fill_from_bytes(&mut report, data, &Options::default().verifier, true);
+    fill_from_bytes(&mut report, data, &Options::default());
     report.hardening = crate::hardening::evaluate(&report);
     report.verdict = verdict::decide(&report, &crate::reputation::local_evidence(&report));
     report
 }
 
-fn fill_from_bytes(report: &mut Report, data: &[u8], verifier: &Verifier, fuzzy: bool) {
+fn fill_from_bytes(report: &mut Report, data: &[u8], opts: &Options) {
+    let (verifier, fuzzy) = (&*opts.verifier, opts.fuzzy);
     let format = analysis::detect_format(data);
     let layout = if format == Format::Pe { authenticode::image_hash_layout(data, data.len() as u64) } else { None };
-    let plan =
-        Plan { fuzzy, authentihash: layout.as_ref().map(|l| l.hashed.clone()), skip_entropy: format == Format::Pe };
+    let plan = Plan {
+        fuzzy,
+        authentihash: layout.as_ref().map(|l| l.hashed.clone()),
+        skip_entropy: format == Format::Pe,
+        one_thread: !opts.threads_per_file,
+    };
     // For a large file the analysis runs while the digests are computed; a small one is not worth a thread.
-    let (digests, facts) = if data.len() >= hashing::PARALLEL_THRESHOLD {
+    let (digests, facts) = if data.len() >= hashing::PARALLEL_THRESHOLD && opts.threads_per_file {
         std::thread::scope(|s| {
             let hashing = s.spawn(|| hashing::digest_in_memory(data, &plan));
             let facts = analysis::analyse(data);

@@ -173,6 +173,40 @@ pub fn verify_message(
     verify_prehashed(spki, sig_alg, hash, &hash.hash(message), signature)
 }
 
+/// Signature checks remembered per process at most.
+const MAX_CACHED_SIGNATURES: usize = 10_000;
+
+/// [`verify_message`], remembered per process: the same signer signature appears in every copy of a signed
+/// file (runtime DLLs copied next to each program, installers bundling them), and a check is a pure function
+/// of its inputs. The key is the SHA-256 of every input.
+pub fn verify_message_cached(
+    spki: &[u8],
+    sig_alg: &ObjectIdentifier,
+    hash: HashAlg,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), CryptoError> {
+    type Cache = std::collections::HashMap<[u8; 32], Result<(), CryptoError>>;
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<Cache>> = std::sync::OnceLock::new();
+    let mut key = sha2::Sha256::new();
+    for part in [spki, sig_alg.as_bytes(), &[hash as u8], message, signature] {
+        key.update((part.len() as u64).to_le_bytes());
+        key.update(part);
+    }
+    let key: [u8; 32] = key.finalize().into();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(r) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return r;
+    }
+    let r = verify_message(spki, sig_alg, hash, message, signature);
+    if let Ok(mut m) = cache.lock() {
+        if m.len() < MAX_CACHED_SIGNATURES {
+            m.insert(key, r.clone());
+        }
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +223,18 @@ mod tests {
             crate::hex::encode(&HashAlg::Sha256.hash_parts(&[b"a", b"bc"])),
             crate::hex::encode(&HashAlg::Sha256.hash(b"abc"))
         );
+    }
+
+    #[test]
+    fn the_cached_check_gives_the_same_answers() {
+        let oid = ObjectIdentifier::new("1.2.840.113549.1.1.11").unwrap();
+        for (spki, sig) in [(&[0x30u8, 0x00][..], &[1u8, 2, 3][..]), (&[0x30, 0x00], &[1, 2, 4]), (&[], &[])] {
+            let direct = verify_message(spki, &oid, HashAlg::Sha256, b"message", sig);
+            assert!(direct.is_err());
+            for _ in 0..2 {
+                assert_eq!(verify_message_cached(spki, &oid, HashAlg::Sha256, b"message", sig), direct);
+            }
+        }
     }
 
     #[test]

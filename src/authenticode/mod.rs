@@ -542,7 +542,7 @@ pub(crate) fn check_signer(
     // The signature covers the DER of the attributes as a SET OF (RFC 5652 5.4), not the [0] tag.
     let mut signed = sa.raw.to_vec();
     signed[0] = tag::SET;
-    if let Err(e) = crypto::verify_message(&pool[idx].spki, &si.sig_alg, hash, &signed, si.signature) {
+    if let Err(e) = crypto::verify_message_cached(&pool[idx].spki, &si.sig_alg, hash, &signed, si.signature) {
         errors.push(format!("signer: {e} (signer certificate {})", pool[idx].subject));
         ok = false;
     }

@@ -151,6 +151,7 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
         max_size: args.max_size,
         verifier: Arc::new(verifier(&args.trust, args.trust_only, &args.catalog)?),
         fuzzy: true,
+        threads_per_file: true,
     };
     // One input needs no worker threads (and no look at the CPU count, which reads cgroup files).
     let jobs = if inputs.len() <= 1 { 1 } else { super::jobs(args.jobs, inputs.len()) };

@@ -147,6 +147,8 @@ pub fn run(args: &Args, db: Option<&Path>, color: bool) -> Result<u8> {
         max_size: args.max_size,
         verifier: Arc::new(verifier(&args.trust, args.trust_only, &args.catalog)?),
         fuzzy: args.fuzzy,
+        // One file per core already; a lone scan thread (-j 1, or one CPU) still splits large files.
+        threads_per_file: super::jobs(args.jobs, usize::MAX) <= 1,
     };
     let store = store_path(args.no_store, db);
     if let StorePath::Exists(path) = &store {
