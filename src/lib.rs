@@ -22,6 +22,7 @@ pub mod hashing;
 pub mod hex;
 pub mod masquerade;
 pub mod pipeline;
+pub mod providers;
 pub mod report;
 pub mod reputation;
 pub mod sample;
