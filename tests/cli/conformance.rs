@@ -100,6 +100,17 @@ pub fn corpus_or_skip() -> Option<PathBuf> {
     dir
 }
 
+/// The expected documents of the corpus files that are present, by file name.
+pub fn corpus_documents(corpus: &Path) -> Vec<(String, Value)> {
+    expected_documents()
+        .into_iter()
+        .filter_map(|(_, doc)| {
+            let name = doc["name"].as_str()?.to_string();
+            corpus.join(&name).is_file().then_some((name, doc))
+        })
+        .collect()
+}
+
 /// `FILEREP_REQUIRE_CORPUS=1`: a missing corpus is a failure, not a skip.
 pub fn corpus_required() -> bool {
     std::env::var("FILEREP_REQUIRE_CORPUS").is_ok_and(|v| !v.is_empty() && v != "0")
@@ -652,7 +663,7 @@ fn corpus_manifest_and_expected_values_agree() {
 }
 
 #[test]
-#[allow(clippy::print_stderr)] // a skip has to be visible somewhere
+#[allow(clippy::print_stderr)] // prints the agreement summary
 fn corpus_matches_the_oracle() {
     let Some(corpus) = corpus_or_skip() else { return };
 
@@ -670,13 +681,7 @@ fn corpus_matches_the_oracle() {
         }
     }
 
-    let docs: Vec<(String, Value)> = expected_documents()
-        .into_iter()
-        .filter_map(|(_, doc)| {
-            let name = doc["name"].as_str()?.to_string();
-            corpus.join(&name).is_file().then_some((name, doc))
-        })
-        .collect();
+    let docs = corpus_documents(&corpus);
     let files: Vec<PathBuf> = docs.iter().map(|(n, _)| corpus.join(n)).collect();
     let outcomes = {
         let _heavy = HEAVY_TEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

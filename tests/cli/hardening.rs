@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::conformance::{HEAVY_TEST, corpus_or_skip, corpus_required, data_dir, expected_documents};
+use crate::conformance::{HEAVY_TEST, corpus_documents, corpus_or_skip, corpus_required, data_dir, expected_documents};
 use crate::support;
 
 /// IMAGE_GUARD_CF_INSTRUMENTED.
@@ -238,17 +238,10 @@ fn loadconfig_table_covers_every_pe_in_the_expected_values() {
 }
 
 #[test]
-#[allow(clippy::print_stderr)] // a skip has to be visible somewhere
 fn corpus_hardening_agrees_with_the_independent_tools() {
     let Some(corpus) = corpus_or_skip() else { return };
     let table = pefile_load_configs();
-    let docs: Vec<(String, Value)> = expected_documents()
-        .into_iter()
-        .filter_map(|(_, doc)| {
-            let name = doc["name"].as_str()?.to_string();
-            corpus.join(&name).is_file().then_some((name, doc))
-        })
-        .collect();
+    let docs = corpus_documents(&corpus);
     let files: Vec<PathBuf> = docs.iter().map(|(n, _)| corpus.join(n)).collect();
     let reports: Vec<Value> = {
         let _heavy = HEAVY_TEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
