@@ -12,6 +12,11 @@
 //! * a source of the user's own (`db add`) lives in the catalogue itself, as tables `d{id}` and `r{id}` of the
 //!   same shape, edited in place.
 //!
+//! * `provider_cache` (schema 2): the opt-in providers' answers, by provider and digest, with the time they were
+//!   fetched (a TTL is applied on reading); `provider_requests`: the requests sent in the current budget window,
+//!   shared by every process using the store; `file_reports`: analysis reports that `filerep serve` received,
+//!   by SHA-256, for its HTML card page.
+//!
 //! An import ([`SqliteStore::import`]) registers a `staging` row, builds the version's file (no journal: no
 //! one reads it yet), fsyncs it, and then switches the source's active version in ONE short transaction. A
 //! kill, a full disk or an abort at any point before that transaction leaves the previous version whole; the
@@ -35,10 +40,11 @@ use super::{Class, Digest, DigestKind, FeedRecord, Meta};
 use crate::report::{KnownLibrary, OtherVersion, StoreMatch};
 
 /// The schema version this build writes (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Schema migrations: `MIGRATIONS[i]` takes the store from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &["
+pub const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE feeds (
         id             INTEGER PRIMARY KEY AUTOINCREMENT,
         source         TEXT NOT NULL,
@@ -57,7 +63,28 @@ pub const MIGRATIONS: &[&str] = &["
         parts          INTEGER NOT NULL DEFAULT 1
     );
     CREATE UNIQUE INDEX feeds_one_active ON feeds (source) WHERE state = 'active';
-"];
+",
+    "
+    CREATE TABLE provider_cache (
+        provider   TEXT NOT NULL,
+        kind       INTEGER NOT NULL,
+        digest     BLOB NOT NULL,
+        fetched_at INTEGER NOT NULL,
+        answer     TEXT NOT NULL,
+        PRIMARY KEY (provider, kind, digest)
+    ) WITHOUT ROWID;
+    CREATE TABLE provider_requests (
+        provider TEXT NOT NULL,
+        at_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX provider_requests_at ON provider_requests (provider, at_ms);
+    CREATE TABLE file_reports (
+        sha256      BLOB PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        report      TEXT NOT NULL
+    ) WITHOUT ROWID;
+",
+];
 
 /// Feed files from this size up are built in partitions, one per core.
 const PARALLEL_BUILD_BYTES: u64 = 32 << 20;
@@ -281,6 +308,20 @@ fn busy_timeout() -> Duration {
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_BUSY_TIMEOUT)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn now_rfc3339() -> String {
@@ -1288,6 +1329,90 @@ impl SqliteStore {
         })
     }
 
+    /// A provider's cached answer about a digest, when it was fetched at most `max_age` ago:
+    /// `(fetched_at in seconds since the epoch, the answer as JSON)`.
+    pub fn provider_cache_get(
+        &self,
+        provider: &str,
+        digest: &Digest,
+        max_age: Duration,
+    ) -> Result<Option<(i64, String)>, Error> {
+        let oldest = unix_now().saturating_sub(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX));
+        self.conn
+            .prepare_cached(
+                "SELECT fetched_at, answer FROM provider_cache \
+                 WHERE provider = ?1 AND kind = ?2 AND digest = ?3 AND fetched_at >= ?4",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![provider, digest.kind().code(), digest.bytes(), oldest], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Remember a provider's answer (JSON) about a digest, replacing an older one.
+    pub fn provider_cache_put(&self, provider: &str, digest: &Digest, answer: &str) -> Result<(), Error> {
+        self.write(|c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO provider_cache (provider, kind, digest, fetched_at, answer) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![provider, digest.kind().code(), digest.bytes(), unix_now(), answer])?;
+            Ok(())
+        })
+    }
+
+    /// Reserve a request to `provider` under a budget of `limit` requests per `window`, shared by every
+    /// filerep process using this store. Returns `None` when the request may go now (it is recorded), or how
+    /// long to wait before the oldest request in the window leaves it.
+    pub fn provider_budget_take(
+        &self,
+        provider: &str,
+        limit: u32,
+        window: Duration,
+    ) -> Result<Option<Duration>, Error> {
+        let now = unix_now_ms();
+        let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+        self.write(|c| {
+            c.prepare_cached("DELETE FROM provider_requests WHERE provider = ?1 AND at_ms <= ?2")?
+                .execute(params![provider, now.saturating_sub(window_ms)])?;
+            let (count, oldest): (i64, Option<i64>) = c
+                .prepare_cached("SELECT count(*), min(at_ms) FROM provider_requests WHERE provider = ?1")?
+                .query_row(params![provider], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if count < i64::from(limit) {
+                c.prepare_cached("INSERT INTO provider_requests (provider, at_ms) VALUES (?1, ?2)")?
+                    .execute(params![provider, now])?;
+                return Ok(None);
+            }
+            let wait = oldest.map_or(window_ms, |o| (o + window_ms - now).max(1));
+            Ok(Some(Duration::from_millis(u64::try_from(wait).unwrap_or(0))))
+        })
+    }
+
+    /// Keep an analysis report (JSON) for a file, by its SHA-256, replacing an older one.
+    pub fn put_report(&self, sha256: &[u8; 32], report: &str) -> Result<(), Error> {
+        self.write(|c| {
+            c.prepare_cached("INSERT OR REPLACE INTO file_reports (sha256, received_at, report) VALUES (?1, ?2, ?3)")?
+                .execute(params![&sha256[..], unix_now(), report])?;
+            Ok(())
+        })
+    }
+
+    /// The analysis report (JSON) kept for a file's SHA-256, if any.
+    pub fn get_report(&self, sha256: &[u8; 32]) -> Result<Option<String>, Error> {
+        self.conn
+            .prepare_cached("SELECT report FROM file_reports WHERE sha256 = ?1")
+            .and_then(|mut st| st.query_row(params![&sha256[..]], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many analysis reports the store keeps.
+    pub fn report_count(&self) -> Result<i64, Error> {
+        self.conn.query_row("SELECT count(*) FROM file_reports", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
     /// `db verify`: SQLite's integrity check, then the store's own invariants. Returns the problems found
     /// (empty when the store is sound).
     pub fn verify(&self) -> Result<Vec<String>, Error> {
@@ -1554,5 +1679,62 @@ fn dispatch(
         FeedFormat::NsrlRds3 | FeedFormat::HashlookupBloom | FeedFormat::Catalog => {
             Err(feeds::Error::Aborted(format!("{} is not read as a stream", format.as_str())))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("s.sqlite"), Mode::Read).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn provider_answers_are_cached_with_an_age() {
+        let (_d, s) = store();
+        let d = Digest::parse_file_hash("d41d8cd98f00b204e9800998ecf8427e").unwrap();
+        assert_eq!(s.provider_cache_get("virustotal", &d, Duration::from_secs(60)).unwrap(), None);
+        s.provider_cache_put("virustotal", &d, "{\"found\":false}").unwrap();
+        let (at, answer) = s.provider_cache_get("virustotal", &d, Duration::from_secs(60)).unwrap().unwrap();
+        assert_eq!(answer, "{\"found\":false}");
+        assert!((unix_now() - at).abs() <= 1);
+        // Another provider, or another kind of digest with the same bytes, is another entry.
+        assert_eq!(s.provider_cache_get("hashlookup", &d, Duration::from_secs(60)).unwrap(), None);
+        let imp = Digest::parse_hex(DigestKind::Imphash, "d41d8cd98f00b204e9800998ecf8427e").unwrap();
+        assert_eq!(s.provider_cache_get("virustotal", &imp, Duration::from_secs(60)).unwrap(), None);
+        // An answer older than the TTL is not returned.
+        s.conn.execute("UPDATE provider_cache SET fetched_at = fetched_at - 100", []).unwrap();
+        assert_eq!(s.provider_cache_get("virustotal", &d, Duration::from_secs(60)).unwrap(), None);
+        assert!(s.provider_cache_get("virustotal", &d, Duration::from_secs(200)).unwrap().is_some());
+    }
+
+    #[test]
+    fn the_request_budget_is_shared_and_says_how_long_to_wait() {
+        let (dir, s) = store();
+        let window = Duration::from_secs(60);
+        for _ in 0..4 {
+            assert_eq!(s.provider_budget_take("virustotal", 4, window).unwrap(), None);
+        }
+        // A second connection (another process) sees the same budget.
+        let other = SqliteStore::open(&dir.path().join("s.sqlite"), Mode::Read).unwrap();
+        let wait = other.provider_budget_take("virustotal", 4, window).unwrap().expect("budget spent");
+        assert!(wait > Duration::from_secs(55) && wait <= window, "{wait:?}");
+        // Other providers have their own budget; requests older than the window leave it.
+        assert_eq!(other.provider_budget_take("hashlookup", 1, window).unwrap(), None);
+        s.conn.execute("UPDATE provider_requests SET at_ms = at_ms - 61000 WHERE provider = 'virustotal'", []).unwrap();
+        assert_eq!(other.provider_budget_take("virustotal", 4, window).unwrap(), None);
+    }
+
+    #[test]
+    fn reports_are_kept_by_sha256() {
+        let (_d, s) = store();
+        assert_eq!(s.get_report(&[7; 32]).unwrap(), None);
+        s.put_report(&[7; 32], "{}").unwrap();
+        s.put_report(&[7; 32], "{\"a\":1}").unwrap();
+        assert_eq!(s.get_report(&[7; 32]).unwrap().as_deref(), Some("{\"a\":1}"));
+        assert_eq!(s.report_count().unwrap(), 1);
     }
 }
