@@ -169,3 +169,85 @@ pub fn build(
         signer_listings: evidence.signer_listings.clone(),
     })
 }
+
+/// What the store knows about one queried hash, as `filerep lookup` and `filerep serve` answer it: every
+/// record matching any of `digests` (the kinds a hash of that length can be), the reputation section, and the
+/// verdict from that evidence alone. `kind` in the answer is the kind that matched first, else the first one
+/// asked for.
+pub fn lookup_report(
+    store: &SqliteStore,
+    query: &str,
+    digests: &[Digest],
+) -> Result<crate::report::LookupReport, sqlite::Error> {
+    let evidence = Evidence { matches: store.lookup(digests)?, ..Evidence::default() };
+    let reputation = build(store, &evidence, digests, None, &[])?;
+    let kind = evidence
+        .matches
+        .first()
+        .map(|m| m.matched_by)
+        .or_else(|| digests.first().map(Digest::kind))
+        .unwrap_or(DigestKind::Sha256);
+    Ok(crate::report::LookupReport {
+        query: query.to_ascii_lowercase(),
+        kind,
+        reputation,
+        verdict: verdict::decide_evidence(&evidence),
+    })
+}
+
+/// Every digest kind a bare hex string of this length can be: 32 → MD5 and imphash, 40 → SHA-1 and
+/// authentihash-SHA-1, 64 → SHA-256 and authentihash-SHA-256; file hashes first.
+pub fn kinds_of_hex_len(len: usize) -> &'static [DigestKind] {
+    match len {
+        32 => &[DigestKind::Md5, DigestKind::Imphash],
+        40 => &[DigestKind::Sha1, DigestKind::AuthentihashSha1],
+        64 => &[DigestKind::Sha256, DigestKind::AuthentihashSha256],
+        _ => &[],
+    }
+}
+
+/// Parse a query hash: `HEX` (every kind of that length, see [`kinds_of_hex_len`]) or `KIND:HEX`
+/// (`imphash:…`, `authentihash-sha256:…`). Strict: ASCII hex of the exact length, nothing else.
+pub fn parse_query(s: &str) -> Result<Vec<Digest>, String> {
+    const ACCEPTED: &str = "accepted: ASCII hex of 32 (MD5, imphash), 40 (SHA-1, authentihash-sha1) or 64 (SHA-256, \
+                            authentihash-sha256) characters, optionally prefixed by a kind and a colon \
+                            (imphash:HEX)";
+    let shown = || crate::term::sanitize(&s.chars().take(80).collect::<String>()).into_owned();
+    if let Some((kind, hex)) = s.split_once(':') {
+        let kind: DigestKind = kind.parse().map_err(|e| format!("invalid hash '{}': {e}; {ACCEPTED}", shown()))?;
+        return Digest::parse_hex(kind, hex)
+            .map(|d| vec![d])
+            .map_err(|e| format!("invalid hash '{}': {e}; {ACCEPTED}", shown()));
+    }
+    let kinds = kinds_of_hex_len(s.len());
+    if kinds.is_empty() {
+        return Err(format!("invalid hash '{}': {} characters; {ACCEPTED}", shown(), s.chars().count()));
+    }
+    kinds
+        .iter()
+        .map(|k| Digest::parse_hex(*k, s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("invalid hash '{}': {e}; {ACCEPTED}", shown()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_parse_strictly() {
+        let d = parse_query("D41D8CD98F00B204E9800998ECF8427E").unwrap();
+        assert_eq!(d.iter().map(|d| d.kind()).collect::<Vec<_>>(), [DigestKind::Md5, DigestKind::Imphash]);
+        assert_eq!(d[0].hex(), "d41d8cd98f00b204e9800998ecf8427e");
+        let d = parse_query("imphash:d41d8cd98f00b204e9800998ecf8427e").unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].kind(), DigestKind::Imphash);
+        for bad in
+            ["", "xyz", "d41d8cd98f00b204e9800998ecf8427", "g41d8cd98f00b204e9800998ecf8427e", "md4:00", "sha1:00"]
+        {
+            let e = parse_query(bad).unwrap_err();
+            assert!(e.contains("accepted: ASCII hex"), "{bad}: {e}");
+        }
+        assert!(!parse_query("\u{1b}[31m").unwrap_err().contains('\u{1b}'));
+    }
+}

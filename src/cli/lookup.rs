@@ -8,11 +8,11 @@ use std::io::{self, Write};
 
 use anyhow::{Result, bail};
 
-use crate::report::{LookupDocument, LookupReport, SCHEMA_VERSION, card};
+use crate::report::{LookupDocument, SCHEMA_VERSION, card};
 use crate::store::DigestKind;
 use crate::store::feeds::{Line, Lines};
 use crate::store::sqlite::{Mode, SqliteStore};
-use crate::verdict::{self, Evidence, Level};
+use crate::verdict::Level;
 
 use super::check::OutputFormat;
 use super::db::parse_digest;
@@ -74,10 +74,7 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
     let mut all = Vec::new();
     let opts = card::Options { color, all_imports: false };
     for d in &queries {
-        let evidence = Evidence { matches: store.lookup(std::slice::from_ref(d))?, ..Evidence::default() };
-        let reputation = crate::reputation::build(&store, &evidence, std::slice::from_ref(d), None, &[])?;
-        let report =
-            LookupReport { query: d.hex(), kind: d.kind(), reputation, verdict: verdict::decide_evidence(&evidence) };
+        let report = crate::reputation::lookup_report(&store, &d.hex(), std::slice::from_ref(d))?;
         if report.verdict.level >= args.fail_on {
             hit = true;
         }
