@@ -16,6 +16,7 @@
 pub mod analysis;
 pub mod authenticode;
 pub mod cli;
+pub mod config;
 pub mod entropy;
 pub mod hardening;
 pub mod hashing;
@@ -23,6 +24,7 @@ pub mod hex;
 pub mod masquerade;
 pub mod pipeline;
 pub mod providers;
+pub mod remote;
 pub mod report;
 pub mod reputation;
 pub mod sample;

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::report::{Relationships, Report, Reputation, SourceRef};
+use crate::report::{LookupReport, ProviderAnswer, Relationships, RemoteStatus, Report, Reputation, SourceRef};
 use crate::store::sqlite::{self, SqliteStore, most_common, normalise_name};
 use crate::store::{Digest, DigestKind};
 use crate::verdict::{self, Evidence, MasqueradeFinding};
@@ -75,11 +75,122 @@ pub fn digests_of(report: &Report) -> Vec<Digest> {
 /// Consult the store about a report: fill `reputation` and decide the verdict again with all the evidence.
 /// A report whose file could not be read is left as it is.
 pub fn consult(store: &SqliteStore, report: &mut Report) -> Result<(), sqlite::Error> {
+    consult_all(Some(store), report, &External::default())
+}
+
+/// What a remote store answered about one file's (or hash's) queries.
+#[derive(Debug, Clone)]
+pub struct RemoteAnswer {
+    /// The remote's base URL.
+    pub url: String,
+    /// One answer per query, or why there is none.
+    pub result: Result<Vec<LookupReport>, String>,
+}
+
+/// Evidence from outside this machine, fetched beforehand: a remote store's answers and the providers'.
+#[derive(Debug, Clone, Default)]
+pub struct External {
+    /// `--remote`.
+    pub remote: Option<RemoteAnswer>,
+    /// `--provider`.
+    pub providers: Vec<ProviderAnswer>,
+}
+
+/// The remote queries for a file: `KIND:HEX` for each of its digests.
+pub fn remote_queries(report: &Report) -> Vec<String> {
+    digests_of(report).iter().map(|d| format!("{}:{}", d.kind(), d.hex())).collect()
+}
+
+/// Consult the local store (when there is one), a remote store's answers and the providers' answers, fill
+/// `reputation` and `providers`, and decide the verdict again with all the evidence.
+pub fn consult_all(store: Option<&SqliteStore>, report: &mut Report, external: &External) -> Result<(), sqlite::Error> {
     if report.error.is_some() {
         return Ok(());
     }
-    let digests = digests_of(report);
+    if let Some(store) = store {
+        let mut evidence = local_evidence(report);
+        consult_local(store, report, &mut evidence)?;
+    }
+    add_external(report, external);
+    Ok(())
+}
+
+/// Add evidence from outside this machine to a report the local store was (or was not) consulted for, and
+/// decide the verdict again with everything: the file's own facts, the local matches, the remote's and the
+/// providers'.
+pub fn add_external(report: &mut Report, external: &External) {
+    if report.error.is_some() {
+        return;
+    }
     let mut evidence = local_evidence(report);
+    if let Some(rep) = &report.reputation {
+        evidence.matches = rep.matches.clone();
+        evidence.signer_listings = rep.signer_listings.clone();
+    }
+    if let Some(remote) = &external.remote {
+        let own = digests_of(report);
+        let rep =
+            report.reputation.get_or_insert_with(|| Reputation { store: remote.url.clone(), ..Default::default() });
+        merge_remote(rep, &mut evidence, remote, &own);
+    }
+    report.providers = external.providers.clone();
+    evidence.providers = external.providers.iter().filter_map(|p| p.evidence.clone()).collect();
+    report.verdict = verdict::decide(report, &evidence);
+}
+
+/// Add a remote store's answers to a reputation section and to the evidence: its matches (marked with the
+/// remote's URL, without duplicating what the local store said), other versions, typical path and sources.
+pub fn merge_remote(rep: &mut Reputation, evidence: &mut Evidence, remote: &RemoteAnswer, own: &[Digest]) {
+    let answers = match &remote.result {
+        Ok(a) => a,
+        Err(e) => {
+            rep.remote = Some(RemoteStatus { url: remote.url.clone(), error: Some(e.clone()), sources: Vec::new() });
+            return;
+        }
+    };
+    let mut status = RemoteStatus { url: remote.url.clone(), error: None, sources: Vec::new() };
+    for a in answers {
+        for s in &a.reputation.sources {
+            if !status.sources.iter().any(|x| x.name == s.name && x.version == s.version) {
+                status.sources.push(s.clone());
+            }
+        }
+        for m in &a.reputation.matches {
+            let dup = evidence.matches.iter().any(|x| {
+                x.source == m.source && x.digest == m.digest && x.class == m.class && x.matched_by == m.matched_by
+            });
+            if !dup {
+                let mut m = m.clone();
+                m.remote = Some(remote.url.clone());
+                evidence.matches.push(m);
+            }
+        }
+        for v in &a.reputation.additional_versions {
+            let mine = own.iter().any(|d| d.hex() == v.hash);
+            if !mine
+                && rep.additional_versions.len() < MAX_OTHER_VERSIONS
+                && !rep.additional_versions.iter().any(|x| x.hash == v.hash)
+            {
+                rep.additional_versions.push(v.clone());
+            }
+        }
+        if rep.typical_path.is_none() {
+            rep.typical_path.clone_from(&a.reputation.typical_path);
+        }
+        for p in &a.reputation.relationships.packages {
+            if !rep.relationships.packages.contains(p) && rep.relationships.packages.len() < MAX_PACKAGES {
+                rep.relationships.packages.push(p.clone());
+            }
+        }
+    }
+    evidence.matches.sort_by(|a, b| b.class.cmp(&a.class).then_with(|| a.source.cmp(&b.source)));
+    rep.matches = evidence.matches.clone();
+    rep.remote = Some(status);
+}
+
+/// The local store's part of [`consult_all`].
+fn consult_local(store: &SqliteStore, report: &mut Report, evidence: &mut Evidence) -> Result<(), sqlite::Error> {
+    let digests = digests_of(report);
     evidence.matches = store.lookup(&digests)?;
     // Signers whose signature over this file verifies, checked against the store's blocklists.
     let mut signers: Vec<&str> = Vec::new();
@@ -115,8 +226,8 @@ pub fn consult(store: &SqliteStore, report: &mut Report) -> Result<(), sqlite::E
         })
         .unwrap_or_default();
     let name_fallback = (report.path != "-").then(|| normalise_name(file_name(report)));
-    report.reputation = Some(build(store, &evidence, &digests, own_name.or(name_fallback), &libraries)?);
-    report.verdict = verdict::decide(report, &evidence);
+    report.reputation = Some(build(store, evidence, &digests, own_name.or(name_fallback), &libraries)?);
+    report.verdict = verdict::decide(report, evidence);
     Ok(())
 }
 
@@ -167,6 +278,7 @@ pub fn build(
         additional_versions,
         relationships: Relationships { libraries: store.known_names(libraries)?, packages },
         signer_listings: evidence.signer_listings.clone(),
+        remote: None,
     })
 }
 
@@ -191,8 +303,47 @@ pub fn lookup_report(
         query: query.to_ascii_lowercase(),
         kind,
         reputation,
+        providers: Vec::new(),
         verdict: verdict::decide_evidence(&evidence),
     })
+}
+
+/// [`lookup_report`] with a remote store's answer for the same query and the providers' answers; without a
+/// local store (`--remote-only`) the answer is the remote's alone.
+pub fn lookup_report_with(
+    store: Option<&SqliteStore>,
+    query: &str,
+    digests: &[Digest],
+    external: &External,
+) -> Result<LookupReport, sqlite::Error> {
+    let mut report = match store {
+        Some(s) => lookup_report(s, query, digests)?,
+        None => LookupReport {
+            query: query.to_ascii_lowercase(),
+            kind: digests.first().map_or(DigestKind::Sha256, Digest::kind),
+            reputation: Reputation::default(),
+            providers: Vec::new(),
+            verdict: Default::default(),
+        },
+    };
+    let mut evidence = Evidence {
+        matches: report.reputation.matches.clone(),
+        signer_listings: report.reputation.signer_listings.clone(),
+        ..Evidence::default()
+    };
+    if let Some(remote) = &external.remote {
+        if store.is_none() {
+            report.reputation.store = remote.url.clone();
+        }
+        merge_remote(&mut report.reputation, &mut evidence, remote, digests);
+    }
+    report.providers = external.providers.clone();
+    evidence.providers = external.providers.iter().filter_map(|p| p.evidence.clone()).collect();
+    report.verdict = verdict::decide_evidence(&evidence);
+    if let Some(m) = evidence.matches.first() {
+        report.kind = m.matched_by;
+    }
+    Ok(report)
 }
 
 /// Every digest kind a bare hex string of this length can be: 32 → MD5 and imphash, 40 → SHA-1 and

@@ -108,6 +108,8 @@ pub struct Evidence {
     pub masquerade: Vec<MasqueradeFinding>,
     /// The file's verified signers that a blocklist in the store lists.
     pub signer_listings: Vec<SignerListing>,
+    /// What the opt-in providers (`--provider`) answered.
+    pub providers: Vec<crate::providers::ProviderEvidence>,
 }
 
 /// One masquerading finding (see `crate::masquerade`).
@@ -264,6 +266,18 @@ fn evidence_reasons(evidence: &Evidence, reasons: &mut Vec<Reason>) {
             &l.source,
             l.source_version.as_deref(),
         ));
+    }
+    for p in evidence.providers.iter().filter(|p| p.found) {
+        // "VirusTotal: 64/70 engines, first seen …": the reason names its source itself.
+        let message = p.summary.split_once(": ").map_or(p.summary.as_str(), |(_, m)| m).to_string();
+        let (id, level) = match p.level {
+            Some(Level::Malicious) => ("provider-malicious", Level::Malicious),
+            Some(l) if l >= Level::Suspicious => ("provider-suspicious", l),
+            // Known to the provider and flagged by nothing: informative, never good on its own (a provider knows
+            // clean and unknown files alike).
+            _ => ("provider-known", Level::Unknown),
+        };
+        reasons.push(Reason::data(id, level, message, &p.provider, None));
     }
     for f in &evidence.masquerade {
         reasons.push(Reason::data(

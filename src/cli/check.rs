@@ -141,7 +141,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Run `check`; returns the exit status.
-pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8> {
+pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool, online: &super::online::Online) -> Result<u8> {
     let format = if args.json { OutputFormat::Json } else { args.format };
     let inputs: Vec<Input> = args.files.iter().map(|f| Input::from_arg(f)).collect();
     if inputs.iter().filter(|i| **i == Input::Stdin).count() > 1 {
@@ -158,7 +158,7 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
 
     // The store is opened once, on this thread, which also prints: lookups take microseconds. A store that
     // does not exist yet is not created by `check` (that is for `db import`): the report says it is empty.
-    let (store, missing_store) = match store_path(args.no_store, db) {
+    let (store, missing_store) = match store_path(args.no_store || online.remote_only, db) {
         StorePath::Exists(path) => (crate::store::sqlite::SqliteStore::open_existing(&path)?, None),
         StorePath::Missing(path) => (None, Some(path.display().to_string())),
         StorePath::None => (None, None),
@@ -176,6 +176,13 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
             if report.error.is_none() {
                 report.reputation = Some(crate::report::Reputation { store: path.clone(), ..Default::default() });
             }
+        }
+        if !online.is_offline() && report.error.is_none() {
+            let external = online.external_for(store.as_ref(), &[&report])?;
+            if let Some(ext) = external.first() {
+                crate::reputation::add_external(&mut report, ext);
+            }
+            online.submit(&[&report])?;
         }
         if let Some(err) = &report.error {
             errors = true;

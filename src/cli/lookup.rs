@@ -42,7 +42,7 @@ pub struct Args {
 }
 
 /// Run `lookup`.
-pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8> {
+pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool, online: &super::online::Online) -> Result<u8> {
     let format = if args.json { OutputFormat::Json } else { args.format };
     let mut queries = Vec::new();
     for h in &args.hashes {
@@ -67,14 +67,21 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool) -> Result<u8>
             queries.push(parse_digest(h, args.kind)?);
         }
     }
-    let path = crate::store::sqlite::resolve_path(db)?;
-    let store = SqliteStore::open(&path, Mode::Read)?;
+    let store = if online.remote_only {
+        None
+    } else {
+        let path = crate::store::sqlite::resolve_path(db)?;
+        Some(SqliteStore::open(&path, Mode::Read)?)
+    };
+    // Every query to the remote at once (batched), each as KIND:HEX.
+    let remote_queries: Vec<String> = queries.iter().map(|d| format!("{}:{}", d.kind(), d.hex())).collect();
+    let external = online.external_for_queries(&remote_queries)?;
     let mut out = io::stdout().lock();
     let mut hit = false;
     let mut all = Vec::new();
     let opts = card::Options { color, all_imports: false };
-    for d in &queries {
-        let report = crate::reputation::lookup_report(&store, &d.hex(), std::slice::from_ref(d))?;
+    for (d, ext) in queries.iter().zip(&external) {
+        let report = crate::reputation::lookup_report_with(store.as_ref(), &d.hex(), std::slice::from_ref(d), ext)?;
         if report.verdict.level >= args.fail_on {
             hit = true;
         }

@@ -9,6 +9,7 @@
 pub mod check;
 pub mod db;
 pub mod lookup;
+pub mod online;
 pub mod scan;
 
 use std::ffi::OsString;
@@ -46,6 +47,9 @@ pub struct Cli {
     /// first use.
     #[arg(long, value_name = "PATH", global = true)]
     pub db: Option<std::path::PathBuf>,
+    /// Remote store and providers.
+    #[command(flatten)]
+    pub online: online::OnlineArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -84,10 +88,11 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
     };
     exit_130_on_sigint();
     let color = cli.color.resolve_for_stdout();
+    let online = || online::Online::resolve(&cli.online);
     let result = match cli.command {
-        Command::Check(args) => check::run(&args, cli.db.as_deref(), color),
-        Command::Lookup(args) => lookup::run(&args, cli.db.as_deref(), color),
-        Command::Scan(args) => scan::run(&args, cli.db.as_deref(), color),
+        Command::Check(args) => online().and_then(|o| check::run(&args, cli.db.as_deref(), color, &o)),
+        Command::Lookup(args) => online().and_then(|o| lookup::run(&args, cli.db.as_deref(), color, &o)),
+        Command::Scan(args) => online().and_then(|o| scan::run(&args, cli.db.as_deref(), color, &o)),
         Command::Db { command } => db::run(&command, cli.db.as_deref()),
     };
     match result {

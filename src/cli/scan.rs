@@ -127,7 +127,7 @@ struct Item {
 }
 
 /// Run `scan`; returns the exit status.
-pub fn run(args: &Args, db: Option<&Path>, color: bool) -> Result<u8> {
+pub fn run(args: &Args, db: Option<&Path>, color: bool, online: &super::online::Online) -> Result<u8> {
     let format = args.format.unwrap_or(if io::stdout().is_terminal() && args.output.is_none() {
         ScanFormat::Table
     } else {
@@ -150,7 +150,7 @@ pub fn run(args: &Args, db: Option<&Path>, color: bool) -> Result<u8> {
         // One file per core already; a lone scan thread (-j 1, or one CPU) still splits large files.
         threads_per_file: super::jobs(args.jobs, usize::MAX) <= 1,
     };
-    let store = store_path(args.no_store, db);
+    let store = store_path(args.no_store || online.remote_only, db);
     if let StorePath::Exists(path) = &store {
         // Open once here so that a broken store is one clear error before any work.
         SqliteStore::open_existing(path)?;
@@ -276,17 +276,48 @@ pub fn run(args: &Args, db: Option<&Path>, color: bool) -> Result<u8> {
         drop(tx);
         let mut pending = BTreeMap::new();
         let mut want = 0;
-        for (i, entry) in rx {
-            pending.insert(i, entry);
-            while let Some(e) = pending.remove(&want) {
-                if let Err(err) = emit(&items[want], e, &mut out) {
-                    next.store(usize::MAX / 2, Ordering::Relaxed);
-                    return Err(err);
-                }
-                want += 1;
+        // Entries ready in path order wait here while the remote store and providers are asked about them
+        // in one batch; offline, each is written as soon as it is ready.
+        let mut batch: Vec<(usize, Option<ScanEntry>)> = Vec::new();
+        let mut flush = |batch: &mut Vec<(usize, Option<ScanEntry>)>, out: &mut Output| -> Result<()> {
+            if !online.is_offline() {
+                enrich(online, batch, &rules, &baseline)?;
             }
+            for (i, e) in batch.drain(..) {
+                emit(&items[i], e, out)?;
+            }
+            Ok(())
+        };
+        let result = (|| -> Result<()> {
+            loop {
+                let got = if batch.is_empty() {
+                    rx.recv().ok()
+                } else {
+                    match rx.try_recv() {
+                        Ok(x) => Some(x),
+                        Err(mpsc::TryRecvError::Empty) => {
+                            flush(&mut batch, &mut out)?;
+                            continue;
+                        }
+                        Err(mpsc::TryRecvError::Disconnected) => None,
+                    }
+                };
+                let Some((i, entry)) = got else { break };
+                pending.insert(i, entry);
+                while let Some(e) = pending.remove(&want) {
+                    batch.push((want, e));
+                    want += 1;
+                }
+                if online.is_offline() || batch.len() >= REMOTE_BATCH_FILES {
+                    flush(&mut batch, &mut out)?;
+                }
+            }
+            flush(&mut batch, &mut out)
+        })();
+        if result.is_err() {
+            next.store(usize::MAX / 2, Ordering::Relaxed);
         }
-        Ok(())
+        result
     });
     if let Some(b) = &bar {
         b.finish_and_clear();
@@ -309,6 +340,38 @@ pub fn run(args: &Args, db: Option<&Path>, color: bool) -> Result<u8> {
         summary_line(&summary, baseline.is_some());
     }
     Ok(code)
+}
+
+/// Files asked about in one batch when a remote store or providers are configured (a file has up to six
+/// digests; the remote takes 1,000 hashes a request).
+const REMOTE_BATCH_FILES: usize = 150;
+
+/// Ask the remote store and the providers about a batch of entries, add their evidence, and judge the
+/// findings again; `--submit` sends the reports.
+fn enrich(
+    online: &super::online::Online,
+    batch: &mut [(usize, Option<ScanEntry>)],
+    rules: &Rules,
+    baseline: &Option<Arc<Baseline>>,
+) -> Result<()> {
+    let mut entries: Vec<&mut ScanEntry> =
+        batch.iter_mut().filter_map(|(_, e)| e.as_mut()).filter(|e| e.report.error.is_none()).collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let external = {
+        let reports: Vec<&Report> = entries.iter().map(|e| &e.report).collect();
+        online.external_for(None, &reports)?
+    };
+    for (entry, ext) in entries.iter_mut().zip(&external) {
+        crate::reputation::add_external(&mut entry.report, ext);
+        entry.findings = rules.findings(&entry.report, &entry.relative_path);
+        if let Some(b) = baseline {
+            b.mark(&entry.relative_path, &mut entry.findings);
+        }
+    }
+    let reports: Vec<&Report> = entries.iter().map(|e| &e.report).collect();
+    online.submit(&reports)
 }
 
 /// The policy, `--fail-on`, `--require`/`--warn`, and today's date.

@@ -176,6 +176,7 @@ pub fn render(report: &Report, opts: &Options) -> String {
     hardening(&mut c, report);
     anomalies(&mut c, report);
     reputation(&mut c, report.reputation.as_ref());
+    providers(&mut c, &report.providers);
     c.out.push('\n');
     c.out
 }
@@ -206,8 +207,39 @@ pub fn render_lookup(l: &super::LookupReport, opts: &Options) -> String {
         c.row("Typical path", &clip(&v(p), WIDTH - VALUE_COL));
     }
     reputation(&mut c, Some(&l.reputation));
+    providers(&mut c, &l.providers);
     c.out.push('\n');
     c.out
+}
+
+/// "Providers": one line each, what it answered (or why it could not), and whether from the cache.
+fn providers(c: &mut Card<'_>, answers: &[super::ProviderAnswer]) {
+    if answers.is_empty() {
+        return;
+    }
+    c.heading("Providers (online, only the hash was sent)");
+    for a in answers {
+        let label = match a.provider.as_str() {
+            "virustotal" => "VirusTotal",
+            "malwarebazaar" => "MalwareBazaar",
+            "hashlookup" => "hashlookup",
+            other => other,
+        };
+        let cached = if a.cached { " (cached)" } else { "" };
+        let text = match (&a.evidence, &a.error) {
+            (Some(e), _) => {
+                let line = e.summary.split_once(": ").map_or(e.summary.as_str(), |(_, m)| m);
+                let line = format!("{}{cached}", v(line));
+                match e.level {
+                    Some(l) if l >= crate::verdict::Level::Suspicious => c.paint(Style::Bad, &line),
+                    _ => line,
+                }
+            }
+            (None, Some(err)) => c.paint(Style::Bad, &clip(&format!("no answer: {}", v(err)), WIDTH - VALUE_COL)),
+            (None, None) => "no answer".to_string(),
+        };
+        c.row(label, &text);
+    }
 }
 
 fn source_label(name: &str, version: Option<&str>, date: Option<&str>) -> String {
@@ -222,7 +254,7 @@ fn reputation(c: &mut Card<'_>, rep: Option<&super::Reputation>) {
         c.one_line_section("Reputation", "store not consulted (--no-store): judged from the file alone");
         return;
     };
-    if rep.sources.is_empty() {
+    if rep.sources.is_empty() && rep.remote.is_none() {
         c.one_line_section(
             "Reputation",
             "the store is empty: import feeds with `filerep db import` (see `filerep db info`)",
@@ -246,7 +278,33 @@ fn reputation(c: &mut Card<'_>, rep: Option<&super::Reputation>) {
         };
         parts.push(format!("{} ({what})", v(&label)));
     }
+    if let Some(r) = &rep.remote {
+        for s in &r.sources {
+            let label = source_label(&s.name, s.version.as_deref(), s.date.as_deref());
+            let best = rep.matches.iter().filter(|m| m.source == s.name && m.remote.is_some()).max_by_key(|m| m.class);
+            let what = best.map_or_else(|| "no match".to_string(), |m| m.class.to_string());
+            let what = match best.map(|m| m.class) {
+                Some(crate::store::Class::Malicious | crate::store::Class::Vulnerable) => c.paint(Style::Bad, &what),
+                Some(crate::store::Class::KnownGood) => c.paint(Style::Good, &what),
+                _ => what,
+            };
+            parts.push(format!("{} ({what}; remote)", v(&label)));
+        }
+    }
     c.heading("Reputation");
+    if let Some(r) = &rep.remote {
+        let line = match &r.error {
+            Some(e) => {
+                let line = clip(&format!("{} · no answer: {}", v(&r.url), v(e)), WIDTH - VALUE_COL);
+                c.paint(Style::Bad, &line)
+            }
+            None => clip(
+                &format!("{} · {} source{}", v(&r.url), r.sources.len(), if r.sources.len() == 1 { "" } else { "s" }),
+                WIDTH - VALUE_COL,
+            ),
+        };
+        c.row("Remote", &line);
+    }
     // One source a line: the list grows with the store.
     for (i, p) in parts.iter().enumerate() {
         c.row(if i == 0 { "Sources" } else { "" }, p);
@@ -270,7 +328,8 @@ fn reputation(c: &mut Card<'_>, rep: Option<&super::Reputation>) {
                 facts.push(f.clone());
             }
         }
-        let line = format!("{}: {} by {} · {}", m.source, m.class, m.matched_by, facts.join(" · "));
+        let remote = if m.remote.is_some() { " (remote)" } else { "" };
+        let line = format!("{}{remote}: {} by {} · {}", m.source, m.class, m.matched_by, facts.join(" · "));
         c.row("Match", &clip(&v(&line), WIDTH - VALUE_COL));
     }
     if !rep.relationships.packages.is_empty() {

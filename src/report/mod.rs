@@ -67,6 +67,9 @@ pub struct Report {
     /// What the reputation store knows (null when no store was consulted: `--no-store`, or no digest).
     #[serde(default)]
     pub reputation: Option<Reputation>,
+    /// What the opt-in providers (`--provider`) answered; empty when none was asked.
+    #[serde(default)]
+    pub providers: Vec<ProviderAnswer>,
     /// The verdict and its reasons.
     pub verdict: Verdict,
     /// Null, or a one-line reason why the file could not be analysed at all.
@@ -605,6 +608,36 @@ pub struct Reputation {
     /// The file's verified signers that the store lists on vulnerable or malicious records.
     #[serde(default)]
     pub signer_listings: Vec<SignerListing>,
+    /// The remote store (`--remote`) that was asked too, and what came of it (null when none was asked).
+    #[serde(default)]
+    pub remote: Option<RemoteStatus>,
+}
+
+/// A remote store (`filerep serve`) that was consulted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct RemoteStatus {
+    /// Its base URL.
+    pub url: String,
+    /// Why it could not answer (null when it did).
+    pub error: Option<String>,
+    /// Its sources (feeds), as it reported them.
+    #[serde(default)]
+    pub sources: Vec<SourceRef>,
+}
+
+/// What one opt-in provider (`--provider`) answered about a file's hash.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderAnswer {
+    /// `virustotal`, `malwarebazaar` or `hashlookup`.
+    pub provider: String,
+    /// The hash that was sent (lower-case hex), when one was.
+    pub query: Option<String>,
+    /// True when the answer came from the local cache (no request was made).
+    pub cached: bool,
+    /// The answer (null when the provider could not answer).
+    pub evidence: Option<crate::providers::ProviderEvidence>,
+    /// Why the provider could not answer (null when it did). Never contains a key.
+    pub error: Option<String>,
 }
 
 /// A source in the store.
@@ -645,6 +678,9 @@ pub struct StoreMatch {
     pub false_positive_rate: Option<f64>,
     /// What the source says about the file.
     pub meta: Meta,
+    /// The `filerep serve` instance this match came from (absent for the local store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 /// Another version of the same file (same original name or product), as the store knows it.
@@ -715,6 +751,9 @@ pub struct LookupReport {
     pub kind: DigestKind,
     /// What the store knows.
     pub reputation: Reputation,
+    /// What the opt-in providers (`--provider`) answered; empty when none was asked.
+    #[serde(default)]
+    pub providers: Vec<ProviderAnswer>,
     /// The verdict from the store's evidence alone.
     pub verdict: Verdict,
 }

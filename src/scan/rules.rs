@@ -85,6 +85,33 @@ file after signing it: patching, appending data or stripping a signature invalid
 /// `verdict-at-fail-on` ([`crate::scan::VERDICT_RULE`]).
 const VERDICT_TEXTS: &[Text] = &[
     and(
+        "provider-malicious",
+        "A public service calls the file malware",
+        "An online provider asked with `--provider` (VirusTotal: at least 10 engines flag the file; MalwareBazaar: \
+         it is a listed malware sample) knows this exact file hash as malicious.",
+        "Treat the artifact as compromised: do not ship or run it, find how it entered the build, rebuild from \
+         clean sources and rotate credentials the build could reach. Only the hash was sent to the provider.",
+        FALSE_POSITIVE,
+    ),
+    and(
+        "provider-suspicious",
+        "A few engines of a public service flag the file",
+        "An online provider asked with `--provider` knows this exact file hash and some, but few, of its engines \
+         flag it (VirusTotal: 1 to 9 engines).",
+        "A handful of detections is often a false positive of heuristic engines on packed or unusual but \
+         legitimate files. Look at the engines' labels on the provider's page for the hash, and rebuild or \
+         re-download the artifact to compare digests.",
+        FALSE_POSITIVE,
+    ),
+    and(
+        "provider-known",
+        "Known to a public service",
+        "An online provider asked with `--provider` knows this exact file hash and flags nothing (CIRCL hashlookup: a \
+         file of a known software distribution; VirusTotal: no engine flags it). Informative only.",
+        "No action is needed: being known is not a statement that the file is safe.",
+        "",
+    ),
+    and(
         "known-malicious",
         "Known malware",
         "A digest of the file (MD5, SHA-1, SHA-256 or the Authenticode image hash) matches a record that a \

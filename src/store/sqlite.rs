@@ -1141,6 +1141,7 @@ impl SqliteStore {
                         probabilistic: false,
                         false_positive_rate: None,
                         meta,
+                        remote: None,
                     });
                 }
             }
@@ -1159,6 +1160,7 @@ impl SqliteStore {
                         probabilistic: true,
                         false_positive_rate: f.fp_rate,
                         meta: Meta::default(),
+                        remote: None,
                     });
                 }
             }

@@ -10,6 +10,7 @@ mod check;
 mod conformance;
 mod hardening;
 mod mutation;
+mod online;
 mod sarif;
 mod scan;
 mod sigkit;
