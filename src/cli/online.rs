@@ -57,6 +57,13 @@ impl Online {
         let env_remote = std::env::var("FILEREP_REMOTE").ok().filter(|v| !v.trim().is_empty());
         // The config file is read only when an option could come from it.
         let config = crate::config::load()?;
+        if let Some(path) = config.path.as_deref().filter(|p| config.has_keys() && crate::config::readable_by_others(p))
+        {
+            super::warn_line(&format!(
+                "config {} holds API keys and other users can read it; chmod 600 it",
+                path.display()
+            ));
+        }
         let url = args.remote.clone().or(env_remote).or_else(|| config.remote.url.clone());
         let remote_required = args.remote_only || args.require_remote || config.remote.required;
         if url.is_none() {
