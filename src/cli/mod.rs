@@ -10,6 +10,7 @@ pub mod check;
 pub mod db;
 pub mod lookup;
 pub mod scan;
+pub mod serve;
 
 use std::ffi::OsString;
 use std::io;
@@ -68,6 +69,8 @@ pub enum Command {
         #[command(subcommand)]
         command: db::DbCommand,
     },
+    /// Serve the reputation store over HTTP (JSON API and HTML card pages) until SIGTERM.
+    Serve(serve::Args),
 }
 
 /// Run the program with these arguments and return the exit status.
@@ -89,6 +92,7 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
         Command::Lookup(args) => lookup::run(&args, cli.db.as_deref(), color),
         Command::Scan(args) => scan::run(&args, cli.db.as_deref(), color),
         Command::Db { command } => db::run(&command, cli.db.as_deref()),
+        Command::Serve(args) => serve::run(&args, cli.db.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
