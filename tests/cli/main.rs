@@ -12,6 +12,7 @@ mod hardening;
 mod mutation;
 mod sarif;
 mod scan;
+mod serve;
 mod sigkit;
 mod signatures;
 mod snapshots;
