@@ -29,6 +29,7 @@ pub mod report;
 pub mod reputation;
 pub mod sample;
 pub mod scan;
+pub mod serve;
 pub mod ssdeep;
 pub mod store;
 pub mod term;

@@ -11,6 +11,7 @@ pub mod db;
 pub mod lookup;
 pub mod online;
 pub mod scan;
+pub mod serve;
 
 use std::ffi::OsString;
 use std::io;
@@ -72,6 +73,8 @@ pub enum Command {
         #[command(subcommand)]
         command: db::DbCommand,
     },
+    /// Serve the reputation store over HTTP (JSON API and HTML card pages) until SIGTERM.
+    Serve(serve::Args),
 }
 
 /// Run the program with these arguments and return the exit status.
@@ -94,6 +97,7 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
         Command::Lookup(args) => online().and_then(|o| lookup::run(&args, cli.db.as_deref(), color, &o)),
         Command::Scan(args) => online().and_then(|o| scan::run(&args, cli.db.as_deref(), color, &o)),
         Command::Db { command } => db::run(&command, cli.db.as_deref()),
+        Command::Serve(args) => serve::run(&args, cli.db.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1684,6 +1684,46 @@ fn dispatch(
     }
 }
 
+// ------------------------------------------------------------------------------- long-lived readers
+
+/// What a long-lived reader (`filerep serve`) checks before each use to notice feeds switched by another
+/// connection: SQLite's `data_version` (changes whenever another connection commits) and a signature of the
+/// active feed versions (changes only when the set of active feeds or their counts change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogueState {
+    /// `PRAGMA data_version` on this connection.
+    pub data_version: i64,
+    /// The active feed versions: id, records, digests and date of each.
+    pub signature: String,
+}
+
+impl SqliteStore {
+    /// `PRAGMA data_version`: a number that changes when another connection commits to the store.
+    pub fn data_version(&self) -> Result<i64, Error> {
+        self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// The data version and a signature of the active feed versions as the catalogue says now.
+    pub fn catalogue_state(&self) -> Result<CatalogueState, Error> {
+        let data_version = self.data_version()?;
+        let signature: String = self
+            .conn
+            .query_row(
+                "SELECT coalesce(group_concat(id || ':' || records || ':' || digests || ':' || coalesce(date, ''), ','), '') \
+                 FROM (SELECT id, records, digests, date FROM feeds WHERE state = 'active' ORDER BY id)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(CatalogueState { data_version, signature })
+    }
+
+    /// Read the active feed versions again (after another process imported or removed a feed).
+    pub fn reload_feeds(&mut self) -> Result<(), Error> {
+        self.load_active()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod online;
 mod remote;
 mod sarif;
 mod scan;
+mod serve;
 mod sigkit;
 mod signatures;
 mod snapshots;
