@@ -2,8 +2,8 @@
 //!
 //! Each provider module turns one HTTP answer (status and body) into [`ProviderEvidence`] or a
 //! [`ProviderError`]. "Not found" is an answer, not an error: MalwareBazaar says `hash_not_found` with status
-//! 200, hashlookup and VirusTotal answer 404. Nothing here opens a connection; the HTTP client (with the
-//! request budget, backoff and cache) builds on these parsers.
+//! 200, hashlookup and VirusTotal answer 404. The parsers open no connection; [`client`] (the HTTP client,
+//! with the request budget, backoff and cache) builds on them.
 //!
 //! Provider text is hostile input like any file string: it is kept as data and sanitised only where it is
 //! printed; error messages quote at most a short, sanitised excerpt of a body and never a request header
