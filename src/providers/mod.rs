@@ -2,13 +2,14 @@
 //!
 //! Each provider module turns one HTTP answer (status and body) into [`ProviderEvidence`] or a
 //! [`ProviderError`]. "Not found" is an answer, not an error: MalwareBazaar says `hash_not_found` with status
-//! 200, hashlookup and VirusTotal answer 404. Nothing here opens a connection; the HTTP client (with the
-//! request budget, backoff and cache) builds on these parsers.
+//! 200, hashlookup and VirusTotal answer 404. The parsers open no connection; [`client`] (the HTTP client,
+//! with the request budget, backoff and cache) builds on them.
 //!
 //! Provider text is hostile input like any file string: it is kept as data and sanitised only where it is
 //! printed; error messages quote at most a short, sanitised excerpt of a body and never a request header
 //! (so never an API key).
 
+pub mod client;
 pub mod hashlookup;
 pub mod malwarebazaar;
 pub mod virustotal;
@@ -110,6 +111,88 @@ pub enum ProviderError {
         /// What was wrong.
         detail: String,
     },
+    /// The provider needs an API key and none was given.
+    #[error("{provider}: no API key (set {env} or put the key in the config file)")]
+    MissingKey {
+        /// Provider name.
+        provider: &'static str,
+        /// The environment variable to set.
+        env: &'static str,
+    },
+    /// A setting that cannot work (an unknown provider, a base URL that is not one, a key an HTTP header
+    /// cannot carry).
+    #[error("{provider}: {detail}")]
+    Config {
+        /// Provider name (or `providers` when it is the name that is wrong).
+        provider: &'static str,
+        /// What is wrong (never the key).
+        detail: String,
+    },
+    /// The provider could not be reached, or the connection broke.
+    #[error("{provider}: network error ({detail})")]
+    Network {
+        /// Provider name.
+        provider: &'static str,
+        /// A short cause: "connection refused to 127.0.0.1:443", "connection reset", …
+        detail: String,
+    },
+    /// No complete answer within the time allowed for one request.
+    #[error("{provider}: no answer within {}", seconds(*millis))]
+    Timeout {
+        /// Provider name.
+        provider: &'static str,
+        /// The time allowed, in milliseconds.
+        millis: u64,
+    },
+    /// The request budget is spent and the next slot is further away than the lookup may wait.
+    #[error("{provider}: request budget of {limit}/min spent; next request possible in {wait_secs} s")]
+    Budget {
+        /// Provider name.
+        provider: &'static str,
+        /// Requests allowed a minute.
+        limit: u32,
+        /// Seconds until a request may go.
+        wait_secs: u64,
+    },
+    /// The provider answered with a redirect, which is never followed (the key must not go elsewhere).
+    #[error("{provider}: redirect to {target} refused (a key is never sent to another address)")]
+    Redirect {
+        /// Provider name.
+        provider: &'static str,
+        /// `host:port` of the redirect's target (or `an invalid address`).
+        target: String,
+    },
+    /// The file has no digest this provider can be asked about.
+    #[error("{provider}: no MD5, SHA-1 or SHA-256 to ask about")]
+    NoDigest {
+        /// Provider name.
+        provider: &'static str,
+    },
+}
+
+impl ProviderError {
+    /// The provider the error is about.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            ProviderError::Auth { provider, .. }
+            | ProviderError::RateLimited { provider, .. }
+            | ProviderError::BadRequest { provider, .. }
+            | ProviderError::Status { provider, .. }
+            | ProviderError::Malformed { provider, .. }
+            | ProviderError::MissingKey { provider, .. }
+            | ProviderError::Config { provider, .. }
+            | ProviderError::Network { provider, .. }
+            | ProviderError::Timeout { provider, .. }
+            | ProviderError::Budget { provider, .. }
+            | ProviderError::Redirect { provider, .. }
+            | ProviderError::NoDigest { provider } => provider,
+        }
+    }
+}
+
+/// "20 s", "0.5 s".
+fn seconds(millis: u64) -> String {
+    if millis % 1000 == 0 { format!("{} s", millis / 1000) } else { format!("{:.1} s", millis as f64 / 1000.0) }
 }
 
 /// A short, printable excerpt of text that came from a provider (for error messages).
