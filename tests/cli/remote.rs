@@ -119,9 +119,12 @@ fn check_lookup_and_scan_ask_the_remote_store() {
     let out = filerep(d).env("FILEREP_REMOTE", &url).args(["check", "--json", "tree/bad.exe"]).output().unwrap();
     assert_eq!(json(&out)["reports"][0]["verdict"]["level"], "malicious");
 
-    // Without the remote, the same file is unknown (the local store is empty).
+    // Without the remote, the same file is not known (the local store is empty).
     let out = filerep(d).args(["check", "--json", "tree/bad.exe"]).output().unwrap();
-    assert_eq!(json(&out)["reports"][0]["verdict"]["level"], "unknown");
+    let doc = json(&out);
+    assert_ne!(doc["reports"][0]["verdict"]["level"], "malicious");
+    assert_eq!(doc["reports"][0]["reputation"]["matches"].as_array().map(Vec::len), Some(0));
+    assert!(doc["reports"][0]["reputation"]["remote"].is_null());
 
     // lookup, one query and many.
     let out = filerep(d).args(["lookup", "--json", "--remote", &url, &sha, &"00".repeat(32)]).output().unwrap();
@@ -139,8 +142,9 @@ fn check_lookup_and_scan_ask_the_remote_store() {
     let files = doc["files"].as_array().expect("files");
     assert_eq!(files.len(), 3);
     for f in files {
-        let want = if f["relative_path"] == "bad.exe" { "malicious" } else { "unknown" };
-        assert_eq!(f["verdict"]["level"], want, "{}", f["relative_path"]);
+        let bad = f["relative_path"] == "bad.exe";
+        assert_eq!(f["verdict"]["level"] == "malicious", bad, "{}", f["relative_path"]);
+        assert_eq!(f["reputation"]["matches"].as_array().map(Vec::len), Some(usize::from(bad)));
         assert_eq!(f["reputation"]["remote"]["url"], url.as_str());
     }
 }
@@ -237,6 +241,7 @@ fn scans_submit_reports_with_the_token() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let info = reqwest::blocking::get(format!("{}/v1/info", server.url)).unwrap().text().unwrap();
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["reports"], 3, "{info}");
