@@ -811,9 +811,11 @@ mod tests {
                     probabilistic: false,
                     false_positive_rate: None,
                     meta,
+                    remote: None,
                 }],
                 ..Reputation::default()
             },
+            providers: Vec::new(),
             verdict: Verdict {
                 level: Level::Malicious,
                 reasons: vec![crate::verdict::Reason {
