@@ -178,7 +178,7 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool, online: &supe
             }
         }
         if !online.is_offline() && report.error.is_none() {
-            let external = online.external_for(store.as_ref(), &[&report])?;
+            let external = online.external_for(&[&report])?;
             if let Some(ext) = external.first() {
                 crate::reputation::add_external(&mut report, ext);
             }

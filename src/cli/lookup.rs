@@ -73,9 +73,8 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, color: bool, online: &supe
         let path = crate::store::sqlite::resolve_path(db)?;
         Some(SqliteStore::open(&path, Mode::Read)?)
     };
-    // Every query to the remote at once (batched), each as KIND:HEX.
-    let remote_queries: Vec<String> = queries.iter().map(|d| format!("{}:{}", d.kind(), d.hex())).collect();
-    let external = online.external_for_queries(&remote_queries)?;
+    // Every hash to the remote and the providers at once (batched).
+    let external = online.external_for_digests(&queries)?;
     let mut out = io::stdout().lock();
     let mut hit = false;
     let mut all = Vec::new();

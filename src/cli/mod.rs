@@ -91,7 +91,7 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
     };
     exit_130_on_sigint();
     let color = cli.color.resolve_for_stdout();
-    let online = || online::Online::resolve(&cli.online);
+    let online = || online::Online::resolve(&cli.online, cli.db.as_deref());
     let result = match cli.command {
         Command::Check(args) => online().and_then(|o| check::run(&args, cli.db.as_deref(), color, &o)),
         Command::Lookup(args) => online().and_then(|o| lookup::run(&args, cli.db.as_deref(), color, &o)),

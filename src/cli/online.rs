@@ -8,11 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use crate::config::Config;
+use crate::providers::client::{ClientOptions, ProviderKind, ProviderOutcome, ProviderSettings, Providers};
 use crate::remote::{Remote, RemoteOptions};
-use crate::report::Report;
+use crate::report::{ProviderAnswer, Report};
 use crate::reputation::{External, RemoteAnswer};
-use crate::store::sqlite::SqliteStore;
+use crate::store::Digest;
+use crate::store::sqlite::{Mode, SqliteStore};
 
 /// The global options that reach outside this machine.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -37,7 +42,7 @@ pub struct OnlineArgs {
 }
 
 /// What a run asks outside this machine.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Online {
     /// The remote store.
     pub remote: Option<Remote>,
@@ -47,13 +52,18 @@ pub struct Online {
     pub remote_required: bool,
     /// Send reports to the remote.
     pub submit: bool,
+    /// The providers asked (none unless named).
+    pub providers: Option<Providers>,
+    /// The local store that caches the providers' answers and keeps their request budget.
+    provider_store: Option<Mutex<SqliteStore>>,
     warned: AtomicBool,
+    warned_providers: Mutex<Vec<ProviderKind>>,
 }
 
 impl Online {
     /// Resolve the options, the environment and the config file. Builds no client unless something is
     /// configured.
-    pub fn resolve(args: &OnlineArgs) -> Result<Online> {
+    pub fn resolve(args: &OnlineArgs, db: Option<&std::path::Path>) -> Result<Online> {
         let env_remote = std::env::var("FILEREP_REMOTE").ok().filter(|v| !v.trim().is_empty());
         // The config file is read only when an option could come from it.
         let config = crate::config::load()?;
@@ -64,6 +74,7 @@ impl Online {
                 path.display()
             ));
         }
+        let (providers, provider_store) = resolve_providers(args, &config, db)?;
         let url = args.remote.clone().or(env_remote).or_else(|| config.remote.url.clone());
         let remote_required = args.remote_only || args.require_remote || config.remote.required;
         if url.is_none() {
@@ -79,7 +90,7 @@ impl Online {
                     "{which} needs a remote store: --remote URL, $FILEREP_REMOTE, or remote.url in the config file"
                 );
             }
-            return Ok(Online::default());
+            return Ok(Online { providers, provider_store, ..Online::default() });
         }
         let url = url.unwrap_or_default();
         let token = if args.submit { remote_token(&config)? } else { None };
@@ -93,19 +104,62 @@ impl Online {
             remote_only: args.remote_only,
             remote_required,
             submit: args.submit,
+            providers,
+            provider_store,
             warned: AtomicBool::new(false),
+            warned_providers: Mutex::new(Vec::new()),
         })
     }
 
     /// True when nothing outside this machine is asked.
     pub fn is_offline(&self) -> bool {
-        self.remote.is_none()
+        self.remote.is_none() && self.providers.is_none()
+    }
+
+    /// Ask the providers about each file's digests (batched where a provider can); one list per file.
+    fn ask_providers(&self, files: &[Vec<Digest>]) -> Vec<Vec<ProviderAnswer>> {
+        let Some(providers) = &self.providers else { return files.iter().map(|_| Vec::new()).collect() };
+        let guard = self.provider_store.as_ref().map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+        let outcomes = providers.lookup_many(guard.as_deref(), files);
+        drop(guard);
+        outcomes.into_iter().map(|o| o.into_iter().map(|o| self.answer(o)).collect()).collect()
+    }
+
+    /// One outcome as the report shows it; the first error of each provider is also one warning line.
+    fn answer(&self, o: ProviderOutcome) -> ProviderAnswer {
+        let (evidence, error) = match o.result {
+            Ok(e) => (Some(e), None),
+            Err(e) => {
+                let mut warned = self.warned_providers.lock().unwrap_or_else(|p| p.into_inner());
+                if !warned.contains(&o.provider) {
+                    warned.push(o.provider);
+                    super::warn_line(&e.to_string());
+                }
+                (None, Some(e.to_string()))
+            }
+        };
+        ProviderAnswer {
+            provider: o.provider.name().to_string(),
+            query: o.digest.map(|d| d.hex()),
+            cached: o.cached,
+            evidence,
+            error,
+        }
     }
 
     /// Ask the remote about many files at once (batched); one [`External`] per report, in order. A remote
     /// failure is an error when the remote is required, else a warning (once) and an `error` in the report.
-    pub fn external_for(&self, _store: Option<&SqliteStore>, reports: &[&Report]) -> Result<Vec<External>> {
+    pub fn external_for(&self, reports: &[&Report]) -> Result<Vec<External>> {
         let mut out: Vec<External> = reports.iter().map(|_| External::default()).collect();
+        if self.providers.is_some() {
+            let files: Vec<Vec<Digest>> = reports
+                .iter()
+                .map(|r| if r.error.is_none() { crate::reputation::digests_of(r) } else { Vec::new() })
+                .collect();
+            for (ext, answers) in out.iter_mut().zip(self.ask_providers(&files)) {
+                ext.providers = answers;
+            }
+        }
         if let Some(remote) = &self.remote {
             let per_file: Vec<Vec<String>> = reports
                 .iter()
@@ -135,11 +189,18 @@ impl Online {
         Ok(out)
     }
 
-    /// Ask the remote about hash queries (`lookup`): one answer per query, in order.
-    pub fn external_for_queries(&self, queries: &[String]) -> Result<Vec<External>> {
-        let mut out: Vec<External> = queries.iter().map(|_| External::default()).collect();
+    /// Ask the remote and the providers about hashes (`lookup`): one answer per hash, in order.
+    pub fn external_for_digests(&self, digests: &[Digest]) -> Result<Vec<External>> {
+        let mut out: Vec<External> = digests.iter().map(|_| External::default()).collect();
+        if self.providers.is_some() {
+            let files: Vec<Vec<Digest>> = digests.iter().map(|d| vec![*d]).collect();
+            for (ext, answers) in out.iter_mut().zip(self.ask_providers(&files)) {
+                ext.providers = answers;
+            }
+        }
         if let Some(remote) = &self.remote {
-            match remote.lookup(queries) {
+            let queries: Vec<String> = digests.iter().map(|d| format!("{}:{}", d.kind(), d.hex())).collect();
+            match remote.lookup(&queries) {
                 Ok(answers) => {
                     for (ext, a) in out.iter_mut().zip(answers) {
                         ext.remote = Some(RemoteAnswer { url: remote.url().to_string(), result: Ok(vec![a]) });
@@ -179,6 +240,71 @@ impl Online {
             super::warn_line(msg);
         }
     }
+}
+
+impl std::fmt::Debug for Online {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Online")
+            .field("remote", &self.remote)
+            .field("remote_only", &self.remote_only)
+            .field("remote_required", &self.remote_required)
+            .field("submit", &self.submit)
+            .field("providers", &self.providers.as_ref().map(Providers::kinds))
+            .finish()
+    }
+}
+
+/// The providers named with `--provider` (else `providers.enabled`), with keys and URLs from the environment
+/// (first) and the config file, and the local store for their cache and budget (created if need be: asking a
+/// provider is opting in to keeping its answers).
+fn resolve_providers(
+    args: &OnlineArgs,
+    config: &Config,
+    db: Option<&std::path::Path>,
+) -> Result<(Option<Providers>, Option<Mutex<SqliteStore>>)> {
+    let names: Vec<String> = if args.provider.is_empty() {
+        config.providers.enabled.clone()
+    } else {
+        args.provider.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    };
+    if names.is_empty() {
+        return Ok((None, None));
+    }
+    let mut settings = Vec::new();
+    for name in &names {
+        let kind: ProviderKind = name.parse().map_err(|e| anyhow::anyhow!("--provider: {e}"))?;
+        let mut s = ProviderSettings::from_env(kind);
+        if let Some(c) = config.provider(kind.name()) {
+            if s.key.is_none() {
+                s.key = c.key.clone().map(crate::providers::client::ApiKey::new).filter(|k| !k.is_empty());
+            }
+            if std::env::var(kind.url_env()).map(|v| v.trim().is_empty()).unwrap_or(true) {
+                if let Some(url) = &c.url {
+                    s.base_url = url.clone();
+                }
+            }
+            if c.requests_per_minute.is_some() {
+                s.requests_per_minute = c.requests_per_minute;
+            }
+        }
+        settings.push(s);
+    }
+    let mut opts = ClientOptions::default();
+    if let Some(h) = config.providers.cache_ttl_hours {
+        opts.cache_ttl = Duration::from_secs(h.saturating_mul(3600));
+    }
+    if let Some(w) = config.providers.max_wait_secs {
+        opts.max_wait = Duration::from_secs(w);
+    }
+    let providers = Providers::new(settings, opts)?;
+    let store = match crate::store::sqlite::resolve_path(db) {
+        Ok(path) => Some(Mutex::new(SqliteStore::open(&path, Mode::Read)?)),
+        Err(e) => {
+            super::warn_line(&format!("{e}; provider answers are not cached"));
+            None
+        }
+    };
+    Ok((Some(providers), store))
 }
 
 /// The write token for `--submit`: `$FILEREP_REMOTE_TOKEN`, else the file `remote.token_file` names.

@@ -361,7 +361,7 @@ fn enrich(
     }
     let external = {
         let reports: Vec<&Report> = entries.iter().map(|e| &e.report).collect();
-        online.external_for(None, &reports)?
+        online.external_for(&reports)?
     };
     for (entry, ext) in entries.iter_mut().zip(&external) {
         crate::reputation::add_external(&mut entry.report, ext);

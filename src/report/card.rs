@@ -235,7 +235,10 @@ fn providers(c: &mut Card<'_>, answers: &[super::ProviderAnswer]) {
                     _ => line,
                 }
             }
-            (None, Some(err)) => c.paint(Style::Bad, &clip(&format!("no answer: {}", v(err)), WIDTH - VALUE_COL)),
+            (None, Some(err)) => {
+                let err = err.strip_prefix(a.provider.as_str()).and_then(|e| e.strip_prefix(": ")).unwrap_or(err);
+                c.paint(Style::Bad, &clip(&format!("no answer: {}", v(err)), WIDTH - VALUE_COL))
+            }
             (None, None) => "no answer".to_string(),
         };
         c.row(label, &text);

@@ -11,6 +11,7 @@ mod conformance;
 mod hardening;
 mod mutation;
 mod online;
+mod providers;
 mod remote;
 mod sarif;
 mod scan;
