@@ -296,7 +296,7 @@ fn keys_never_appear_in_any_output() {
     let target = elsewhere.url.clone();
     let canary_echo = canary.clone();
     // Answers that fail in every way, some echoing what they received (a key included) back.
-    let scenarios: Vec<Box<dyn Fn(&Request) -> Vec<u8> + Send + Sync>> = vec![
+    let scenarios: Vec<Box<Responder>> = vec![
         Box::new(move |r| {
             let echo = format!(
                 "{{\"error\": {{\"code\": \"WrongCredentialsError\", \"message\": \"bad key {}\"}}}}",
