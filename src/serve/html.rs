@@ -83,6 +83,7 @@ header.top .facts{color:var(--dim);font-size:14px}
 .b-vulnerable{background:var(--vul-bg);color:var(--vul)}
 .b-malicious{background:var(--bad-bg);color:var(--bad)}
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 20px;margin-bottom:14px}
+section h2:last-child{margin-bottom:0}
 section h2{font-size:15px;margin:0 0 10px;text-transform:uppercase;letter-spacing:.05em;color:#344054}
 section h2 small{text-transform:none;letter-spacing:0;color:var(--dim);font-weight:400;margin-left:6px}
 dl.kv{display:grid;grid-template-columns:150px 1fr 150px 1fr;gap:4px 14px;margin:0}
@@ -95,6 +96,7 @@ th{text-align:left;color:var(--dim);font-weight:500;border-bottom:1px solid var(
 td{border-bottom:1px solid var(--line);padding:5px 8px;vertical-align:top;word-break:break-word}
 tr:last-child td{border-bottom:0}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.nw,th.nw{white-space:nowrap}
 .ok{color:var(--good);font-weight:600}.no{color:var(--bad);font-weight:600}
 .note{color:var(--dim);margin:0}
 details summary{cursor:pointer;color:#175cd3}
@@ -548,13 +550,13 @@ fn signature(p: &mut Page, r: &Report) {
     p.text(&sig.summary);
     p.raw("</p>");
     if n > 0 {
-        p.raw("<table><tr><th>#</th><th>signer</th><th>digest</th><th>signer ok</th><th>chain</th><th>timestamp</th></tr>");
+        p.raw("<table><tr><th>#</th><th>signer</th><th>digest</th><th class=\"nw\">signer ok</th><th>chain</th><th>timestamp</th></tr>");
         for (i, c) in sig.signatures.iter().enumerate() {
-            let _ = write!(p.out, "<tr><td>{}{}</td><td>", i + 1, if c.nested { " (nested)" } else { "" });
+            let _ = write!(p.out, "<tr><td class=\"nw\">{}{}</td><td>", i + 1, if c.nested { " (nested)" } else { "" });
             p.text(c.signer_subject.as_deref().unwrap_or("-"));
-            let _ = write!(p.out, "</td><td>{} ", tick(c.digest_ok));
+            let _ = write!(p.out, "</td><td class=\"nw\">{} ", tick(c.digest_ok));
             p.text(&c.digest_algorithm);
-            let _ = write!(p.out, "</td><td>{}</td><td>{}</td><td>", tick(c.signer_ok), tick(c.chain_ok));
+            let _ = write!(p.out, "</td><td>{}</td><td>{}</td><td class=\"nw\">", tick(c.signer_ok), tick(c.chain_ok));
             p.text(c.timestamp.as_deref().unwrap_or("-"));
             p.raw("</td></tr>");
         }
