@@ -96,8 +96,8 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
         Command::Check(args) => online().and_then(|o| check::run(&args, cli.db.as_deref(), color, &o)),
         Command::Lookup(args) => online().and_then(|o| lookup::run(&args, cli.db.as_deref(), color, &o)),
         Command::Scan(args) => online().and_then(|o| scan::run(&args, cli.db.as_deref(), color, &o)),
-        Command::Db { command } => db::run(&command, cli.db.as_deref()),
-        Command::Serve(args) => serve::run(&args, cli.db.as_deref()),
+        Command::Db { command } => cli.online.only_for_checks().and_then(|()| db::run(&command, cli.db.as_deref())),
+        Command::Serve(args) => cli.online.only_for_checks().and_then(|()| serve::run(&args, cli.db.as_deref())),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -41,6 +41,23 @@ pub struct OnlineArgs {
     pub provider: Vec<String>,
 }
 
+impl OnlineArgs {
+    /// `db` and `serve` ask nobody: an online option given to them is a mistake worth saying.
+    pub fn only_for_checks(&self) -> Result<()> {
+        let given = [
+            (self.remote.is_some(), "--remote"),
+            (self.remote_only, "--remote-only"),
+            (self.require_remote, "--require-remote"),
+            (self.submit, "--submit"),
+            (!self.provider.is_empty(), "--provider"),
+        ];
+        if let Some((_, name)) = given.iter().find(|(set, _)| *set) {
+            anyhow::bail!("{name} applies to check, lookup and scan only");
+        }
+        Ok(())
+    }
+}
+
 /// What a run asks outside this machine.
 #[derive(Default)]
 pub struct Online {

@@ -520,7 +520,8 @@ fn damaged_signatures_never_panic() {
             assert_ne!(sig.status, SignatureStatus::Valid, "case {case}: a cut table cannot verify");
         }
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(120), "hang guard");
+    // A hang guard, not a timing: the cases take seconds, but a loaded shared machine once took over 120 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(600), "hang guard");
 }
 
 /// Certificates that all cross-sign each other under one name: every path through them verifies, so an
