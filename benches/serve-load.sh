@@ -69,7 +69,12 @@ echo "== RSS after the runs: $(rss)"
 if [ "$SOAK" != 0 ]; then
     echo "== 3. soak: GET mix, 64 connections, ${SOAK} s"
     echo "== RSS before the soak: $(rss)"
+    # RSS once a minute: growth that levels off is caches and allocator arenas filling; a leak keeps going.
+    T0=$SECONDS
+    ( while sleep 60; do echo "   soak +$((SECONDS - T0)) s: $(rss)"; done ) &
+    SAMPLER=$!
     wrk -t"$THREADS" -c64 -d"${SOAK}s" --latency -s benches/serve-get.lua "$URL"
+    kill $SAMPLER 2>/dev/null || true
     echo "== RSS after the soak: $(rss)"
 fi
 kill -TERM $PID
