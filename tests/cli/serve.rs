@@ -279,6 +279,9 @@ fn serve_answers_as_lookup_does() {
         assert!(msg.contains("accepted: ASCII hex"), "{bad}: {msg}");
     }
 
+    // A path that is not UTF-8 once decoded is a JSON 400 too.
+    assert!(server.get("/v1/files/%ff%fe").error(400).contains("invalid URL"));
+
     // The body limit: declared too large (413 at once), and a body that is larger than it says it is not.
     let big = vec![b' '; 2 << 20];
     http(server.addr, "POST", "/v1/lookup", &[("Content-Type", "application/json")], &big).error(413);
