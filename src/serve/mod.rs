@@ -316,7 +316,7 @@ pub fn run(cfg: Config, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Err
     let app = Arc::new(AppState {
         token: cfg.token.as_deref().map(WriteToken::new),
         limiter: (cfg.rate_limit > 0).then(|| RateLimiter::new(cfg.rate_limit, cfg.rate_burst.max(cfg.rate_limit))),
-        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
+        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.clamp(1, Semaphore::MAX_PERMITS))),
         readers: Mutex::new(vec![first]),
         writer: tokio::sync::Mutex::new(()),
         uploads: AtomicU64::new(0),
@@ -367,7 +367,7 @@ async fn serve(app: App, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Er
         .max_buf_size(64 * 1024)
         .keep_alive(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(app.cfg.max_connections.max(1)));
+    let connections = Arc::new(Semaphore::new(app.cfg.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     on_listening(local);
