@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path as UrlPath, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -315,7 +316,7 @@ pub fn run(cfg: Config, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Err
     let app = Arc::new(AppState {
         token: cfg.token.as_deref().map(WriteToken::new),
         limiter: (cfg.rate_limit > 0).then(|| RateLimiter::new(cfg.rate_limit, cfg.rate_burst.max(cfg.rate_limit))),
-        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.max(1))),
+        in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.clamp(1, Semaphore::MAX_PERMITS))),
         readers: Mutex::new(vec![first]),
         writer: tokio::sync::Mutex::new(()),
         uploads: AtomicU64::new(0),
@@ -366,7 +367,7 @@ async fn serve(app: App, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Er
         .max_buf_size(64 * 1024)
         .keep_alive(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let connections = Arc::new(Semaphore::new(app.cfg.max_connections.max(1)));
+    let connections = Arc::new(Semaphore::new(app.cfg.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     on_listening(local);
@@ -510,11 +511,8 @@ fn finish(resp: &mut Response, html: bool) {
     if status.is_client_error() || status.is_server_error() {
         let message = match resp.extensions().get::<ErrorMessage>() {
             Some(m) => Some(m.0.clone()),
-            // An answer of the router or of hyper itself, without a body of ours.
-            None if !resp.headers().contains_key(header::CONTENT_TYPE) => {
-                Some(status.canonical_reason().unwrap_or("error").to_lowercase())
-            }
-            None => None,
+            // An answer of the router or an extractor, not ours: one JSON line with the status's reason.
+            None => Some(status.canonical_reason().unwrap_or("error").to_lowercase()),
         };
         if let Some(message) = message {
             let keep: Vec<_> = [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW]
@@ -634,17 +632,23 @@ async fn lookup_one(app: &App, hash: String) -> Result<LookupReport, ApiError> {
     app.read(move |store| crate::reputation::lookup_report(store, &hash, &digests).map_err(ApiError::store)).await
 }
 
-async fn get_file(State(app): State<App>, UrlPath(hash): UrlPath<String>) -> Result<Response, ApiError> {
-    Ok(json(&lookup_one(&app, hash).await?))
+/// A path parameter, or a one-line 400 (percent-encoding that is not UTF-8, say).
+fn path_param(p: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|UrlPath(s)| s).map_err(|e| ApiError::bad_request(format!("invalid URL: {}", e.body_text())))
+}
+
+async fn get_file(State(app): State<App>, hash: Result<UrlPath<String>, PathRejection>) -> Result<Response, ApiError> {
+    Ok(json(&lookup_one(&app, path_param(hash)?).await?))
 }
 
 async fn get_file_page(
     State(app): State<App>,
     headers: HeaderMap,
-    UrlPath(hash): UrlPath<String>,
+    hash: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let hash = path_param(hash)?;
     if !wants_html(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())) {
-        return get_file(State(app), UrlPath(hash)).await;
+        return Ok(json(&lookup_one(&app, hash).await?));
     }
     let digests = query_digests(&hash)?;
     let page = app
@@ -1110,11 +1114,12 @@ impl Drop for Upload {
 
 async fn post_feed(
     State(app): State<App>,
-    UrlPath(format): UrlPath<String>,
+    format: Result<UrlPath<String>, PathRejection>,
     RawQuery(query): RawQuery,
     req: Request,
 ) -> Result<Response, ApiError> {
     authorize(&app, req.headers())?;
+    let format = path_param(format)?;
     let format = parse_feed_format(&format)?;
     let params = parse_feed_params(query.as_deref())?;
     let source = match (params.source.clone(), format.default_source()) {
