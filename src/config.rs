@@ -14,6 +14,9 @@
 //! enabled = ["hashlookup"]  # asked on every run; --provider names them for one run
 //! cache_ttl_hours = 24
 //!
+//! [observe]
+//! country = "DE"            # ISO 3166-1 alpha-2, for the host profile of `filerep observe`
+//!
 //! [providers.virustotal]
 //! key = "…"                 # or FILEREP_VIRUSTOTAL_KEY; a file holding keys should be private (chmod 600)
 //! requests_per_minute = 4
@@ -56,6 +59,9 @@ pub struct Config {
     /// The opt-in public providers.
     #[serde(default)]
     pub providers: ProvidersConfig,
+    /// `filerep observe`.
+    #[serde(default)]
+    pub observe: ObserveConfig,
     /// Where the file was read from (not a key of the file).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -74,6 +80,15 @@ pub struct RemoteConfig {
     pub token_file: Option<PathBuf>,
     /// Whole-request timeout in seconds (default 30).
     pub timeout_secs: Option<u64>,
+}
+
+/// `[observe]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObserveConfig {
+    /// The country of this machine, ISO 3166-1 alpha-2 (`DE`): the only source of the country in the host
+    /// profile (it is never guessed from the network).
+    pub country: Option<String>,
 }
 
 /// `[providers]`.
@@ -174,8 +189,36 @@ pub fn load_from(path: &Path) -> Result<Config, ConfigError> {
             });
         }
     }
+    if let Some(c) = &mut config.observe.country {
+        if !is_country_code(c) {
+            return Err(ConfigError::Invalid {
+                path: display,
+                why: format!(
+                    "observe.country '{}' is not an ISO 3166-1 alpha-2 code (two letters, e.g. \"DE\")",
+                    crate::term::sanitize(c)
+                ),
+            });
+        }
+        c.make_ascii_uppercase();
+    }
     config.path = Some(path.to_path_buf());
     Ok(config)
+}
+
+/// The officially assigned ISO 3166-1 alpha-2 codes.
+const ISO_3166_ALPHA2: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ \
+BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI \
+FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT \
+JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ \
+MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS \
+RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA \
+UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+/// True for an officially assigned ISO 3166-1 alpha-2 code (either case).
+pub fn is_country_code(code: &str) -> bool {
+    code.len() == 2
+        && code.bytes().all(|b| b.is_ascii_alphabetic())
+        && ISO_3166_ALPHA2.split_ascii_whitespace().any(|c| c.eq_ignore_ascii_case(code))
 }
 
 /// True when a file that holds secrets can be read by other users.
@@ -257,12 +300,23 @@ mod tests {
     }
 
     #[test]
+    fn the_observe_country_is_validated_and_upper_cased() {
+        let (_d, p) = write("[observe]\ncountry = \"de\"\n");
+        assert_eq!(load_from(&p).unwrap().observe.country.as_deref(), Some("DE"));
+        assert_eq!(ISO_3166_ALPHA2.split_ascii_whitespace().count(), 249);
+        assert!(is_country_code("US") && is_country_code("ax") && !is_country_code("UK") && !is_country_code("D"));
+    }
+
+    #[test]
     fn mistakes_are_one_line_errors_naming_the_file() {
         for (text, want) in [
             ("[remote]\nurll = \"x\"\n", "unknown field"),
             ("[providers]\nenabled = [\"virustotl\"]\n", "unknown provider 'virustotl'"),
             ("[remote\n", "config"),
             ("[providers.virustotal]\nkey = 5\n", "invalid type"),
+            ("[observe]\ncountry = \"XX\"\n", "not an ISO 3166-1 alpha-2 code"),
+            ("[observe]\ncountry = \"DEU\"\n", "not an ISO 3166-1 alpha-2 code"),
+            ("[observe]\ncontry = \"DE\"\n", "unknown field"),
         ] {
             let (_d, p) = write(text);
             let e = load_from(&p).unwrap_err().to_string();

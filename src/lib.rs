@@ -22,6 +22,7 @@ pub mod hardening;
 pub mod hashing;
 pub mod hex;
 pub mod masquerade;
+pub mod observe;
 pub mod pipeline;
 pub mod providers;
 pub mod remote;

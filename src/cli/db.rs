@@ -286,6 +286,13 @@ fn info(store: &SqliteStore, json: bool, out: &mut impl Write) -> Result<u8> {
         crate::report::card::thousands(info.size),
         info.schema_version
     )?;
+    if info.sightings > 0 {
+        writeln!(
+            out,
+            "observed {} sightings (filerep observe)",
+            crate::report::card::thousands(info.sightings as u64)
+        )?;
+    }
     if info.feeds.is_empty() {
         writeln!(out, "sources  none yet: import one with `filerep db import --format FORMAT PATH`")?;
         return Ok(EXIT_OK);

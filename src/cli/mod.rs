@@ -9,6 +9,7 @@
 pub mod check;
 pub mod db;
 pub mod lookup;
+pub mod observe;
 pub mod online;
 pub mod scan;
 pub mod serve;
@@ -75,6 +76,9 @@ pub enum Command {
     },
     /// Serve the reputation store over HTTP (JSON API and HTML card pages) until SIGTERM.
     Serve(serve::Args),
+    /// Sample the running processes of this machine and record which executables run, and how heavily, in
+    /// the local store (nothing leaves the machine).
+    Observe(observe::Args),
 }
 
 /// Run the program with these arguments and return the exit status.
@@ -98,6 +102,7 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
         Command::Scan(args) => online().and_then(|o| scan::run(&args, cli.db.as_deref(), color, &o)),
         Command::Db { command } => cli.online.only_for_checks().and_then(|()| db::run(&command, cli.db.as_deref())),
         Command::Serve(args) => cli.online.only_for_checks().and_then(|()| serve::run(&args, cli.db.as_deref())),
+        Command::Observe(args) => cli.online.only_for_checks().and_then(|()| observe::run(&args, cli.db.as_deref())),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -16,6 +16,11 @@
 //!   fetched (a TTL is applied on reading); `provider_requests`: the requests sent in the current budget window,
 //!   shared by every process using the store; `file_reports`: analysis reports that `filerep serve` received,
 //!   by SHA-256, for its HTML card page.
+//! * `observations` (schema 3): one row per `filerep observe` run (participant id, start, duration, samples,
+//!   the host profile as JSON); `sightings`: one row per executable (path) seen in a run, with its digests and
+//!   the run's aggregated figures (CPU share, memory, threads, handles), indexed by SHA-256 for aggregation
+//!   per file; `observed_files`: the digest cache of `observe`, by path, valid while the file's modification
+//!   time and size are unchanged.
 //!
 //! An import ([`SqliteStore::import`]) registers a `staging` row, builds the version's file (no journal: no
 //! one reads it yet), fsyncs it, and then switches the source's active version in ONE short transaction. A
@@ -40,7 +45,7 @@ use super::{Class, Digest, DigestKind, FeedRecord, Meta};
 use crate::report::{KnownLibrary, OtherVersion, StoreMatch};
 
 /// The schema version this build writes (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Schema migrations: `MIGRATIONS[i]` takes the store from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -82,6 +87,53 @@ pub const MIGRATIONS: &[&str] = &[
         sha256      BLOB PRIMARY KEY,
         received_at INTEGER NOT NULL,
         report      TEXT NOT NULL
+    ) WITHOUT ROWID;
+",
+    "
+    CREATE TABLE observations (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        participant TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        samples     INTEGER NOT NULL,
+        host        TEXT NOT NULL
+    );
+    CREATE TABLE sightings (
+        observation   INTEGER NOT NULL,
+        participant   TEXT NOT NULL,
+        sha256        BLOB NOT NULL,
+        sha1          BLOB NOT NULL,
+        md5           BLOB NOT NULL,
+        path          TEXT NOT NULL,
+        observed_at   INTEGER NOT NULL,
+        processes     INTEGER NOT NULL,
+        parent        TEXT,
+        command_line  TEXT,
+        owner         TEXT,
+        platform      TEXT,
+        cpu_percent   REAL,
+        private_mean  INTEGER,
+        private_max   INTEGER,
+        virtual_mean  INTEGER,
+        virtual_max   INTEGER,
+        ws_mean       INTEGER,
+        ws_max        INTEGER,
+        peak_ws       INTEGER,
+        threads_mean  REAL,
+        threads_max   INTEGER,
+        handles_mean  REAL,
+        handles_max   INTEGER,
+        PRIMARY KEY (observation, path)
+    );
+    CREATE INDEX sightings_sha256 ON sightings (sha256);
+    CREATE TABLE observed_files (
+        path      TEXT PRIMARY KEY,
+        mtime_ns  INTEGER NOT NULL,
+        size      INTEGER NOT NULL,
+        sha256    BLOB NOT NULL,
+        sha1      BLOB NOT NULL,
+        md5       BLOB NOT NULL,
+        hashed_at INTEGER NOT NULL
     ) WITHOUT ROWID;
 ",
 ];
@@ -277,6 +329,8 @@ pub struct StoreInfo {
     pub schema_version: i64,
     /// Active feeds.
     pub feeds: Vec<FeedRow>,
+    /// Rows in `sightings` (`filerep observe`).
+    pub sightings: i64,
 }
 
 fn default_store_path() -> Option<PathBuf> {
@@ -1328,6 +1382,7 @@ impl SqliteStore {
             size,
             schema_version: self.user_version()?,
             feeds: self.active_feeds(),
+            sightings: self.sighting_count()?,
         })
     }
 
@@ -1778,5 +1833,169 @@ mod tests {
         s.put_report(&[7; 32], "{\"a\":1}").unwrap();
         assert_eq!(s.get_report(&[7; 32]).unwrap().as_deref(), Some("{\"a\":1}"));
         assert_eq!(s.report_count().unwrap(), 1);
+    }
+}
+
+/// A file's digests as `observe` caches them (raw bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedDigests {
+    /// SHA-256.
+    pub sha256: [u8; 32],
+    /// SHA-1.
+    pub sha1: [u8; 20],
+    /// MD5.
+    pub md5: [u8; 16],
+}
+
+/// One `observe` run, as recorded.
+#[derive(Debug, Clone)]
+pub struct ObservationRow {
+    /// The participant id.
+    pub participant: String,
+    /// Start, seconds since the epoch.
+    pub started_at: i64,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: i64,
+    /// Samples taken.
+    pub samples: i64,
+    /// The host profile (JSON).
+    pub host: String,
+}
+
+/// One executable seen in an `observe` run, with the run's aggregated figures.
+#[derive(Debug, Clone, Default)]
+pub struct SightingRow {
+    /// Digests.
+    pub sha256: [u8; 32],
+    /// SHA-1.
+    pub sha1: [u8; 20],
+    /// MD5.
+    pub md5: [u8; 16],
+    /// The executable's path.
+    pub path: String,
+    /// Processes seen running it.
+    pub processes: i64,
+    /// The most common parent process name.
+    pub parent: Option<String>,
+    /// A redacted command line.
+    pub command_line: Option<String>,
+    /// The owner's user name.
+    pub owner: Option<String>,
+    /// `32-bit` / `64-bit`.
+    pub platform: Option<String>,
+    /// CPU share in percent of the machine.
+    pub cpu_percent: Option<f64>,
+    /// Private bytes: mean, max.
+    pub private: (i64, i64),
+    /// Virtual bytes: mean, max.
+    pub virtual_bytes: (i64, i64),
+    /// Working set: mean, max.
+    pub working_set: (i64, i64),
+    /// Peak working set.
+    pub peak_working_set: i64,
+    /// Threads: mean, max.
+    pub threads: (f64, i64),
+    /// Handles (file descriptors): mean, max.
+    pub handles: (f64, i64),
+}
+
+fn blob<const N: usize>(v: Vec<u8>) -> Option<[u8; N]> {
+    v.try_into().ok()
+}
+
+impl SqliteStore {
+    /// `observe`'s cached digests of the file at `path`, if they were computed for this modification time
+    /// and size.
+    pub fn observed_file_get(&self, path: &str, mtime_ns: i64, size: u64) -> Result<Option<ObservedDigests>, Error> {
+        let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT sha256, sha1, md5 FROM observed_files WHERE path = ?1 AND mtime_ns = ?2 AND size = ?3",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![path, mtime_ns, i64::try_from(size).unwrap_or(i64::MAX)], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|(a, b, c)| Some(ObservedDigests { sha256: blob(a)?, sha1: blob(b)?, md5: blob(c)? })))
+    }
+
+    /// Record an `observe` run: the digests it computed (the cache, by path) and its sightings, in one
+    /// transaction. Returns the observation's id.
+    pub fn record_observation(
+        &self,
+        run: &ObservationRow,
+        hashed: &[(String, i64, u64, ObservedDigests)],
+        sightings: &[SightingRow],
+    ) -> Result<i64, Error> {
+        self.write(|c| {
+            let now = unix_now();
+            {
+                let mut st = c.prepare_cached(
+                    "INSERT OR REPLACE INTO observed_files (path, mtime_ns, size, sha256, sha1, md5, hashed_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for (path, mtime_ns, size, d) in hashed {
+                    st.execute(params![
+                        path,
+                        mtime_ns,
+                        i64::try_from(*size).unwrap_or(i64::MAX),
+                        &d.sha256[..],
+                        &d.sha1[..],
+                        &d.md5[..],
+                        now
+                    ])?;
+                }
+            }
+            c.prepare_cached(
+                "INSERT INTO observations (participant, started_at, duration_ms, samples, host) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![run.participant, run.started_at, run.duration_ms, run.samples, run.host])?;
+            let id = c.last_insert_rowid();
+            let mut st = c.prepare_cached(
+                "INSERT INTO sightings (observation, participant, sha256, sha1, md5, path, observed_at, processes, \
+                 parent, command_line, owner, platform, cpu_percent, private_mean, private_max, virtual_mean, \
+                 virtual_max, ws_mean, ws_max, peak_ws, threads_mean, threads_max, handles_mean, handles_max) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+                 ?21, ?22, ?23, ?24)",
+            )?;
+            for s in sightings {
+                st.execute(params![
+                    id,
+                    run.participant,
+                    &s.sha256[..],
+                    &s.sha1[..],
+                    &s.md5[..],
+                    s.path,
+                    run.started_at,
+                    s.processes,
+                    s.parent,
+                    s.command_line,
+                    s.owner,
+                    s.platform,
+                    s.cpu_percent,
+                    s.private.0,
+                    s.private.1,
+                    s.virtual_bytes.0,
+                    s.virtual_bytes.1,
+                    s.working_set.0,
+                    s.working_set.1,
+                    s.peak_working_set,
+                    s.threads.0,
+                    s.threads.1,
+                    s.handles.0,
+                    s.handles.1
+                ])?;
+            }
+            Ok(id)
+        })
+    }
+
+    /// Rows in `sightings`.
+    pub fn sighting_count(&self) -> Result<i64, Error> {
+        self.conn.query_row("SELECT count(*) FROM sightings", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 }

@@ -10,6 +10,7 @@ mod check;
 mod conformance;
 mod hardening;
 mod mutation;
+mod observe;
 mod online;
 mod providers;
 mod remote;

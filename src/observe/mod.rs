@@ -1,0 +1,742 @@
+//! `filerep observe`: which executables run on this machine, and how heavily (issue 7, "fleet prevalence").
+//!
+//! The running processes are sampled every `interval` for `duration` ([`linux`] reads `/proc`; other
+//! platforms are not supported in this version). Each executable is hashed once per (path, modification
+//! time, size): the digests are cached in the store (`observed_files`), so a second run re-hashes nothing
+//! that did not change. The samples are aggregated per executable path ([`Aggregator`]): processes, CPU
+//! share, private/virtual memory and working set (mean and maximum over the samples), the peak working set,
+//! threads and handles, the owner, the most common parent and one redacted command line ([`redact`]).
+//!
+//! The result, with the host profile ([`host`]) and the participant id (random, kept next to the store),
+//! is recorded in the local store (`observations`, `sightings`). Nothing leaves the machine.
+
+pub mod host;
+#[cfg(target_os = "linux")]
+pub mod linux;
+pub mod redact;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::store::sqlite::{ObservationRow, ObservedDigests, SightingRow, SqliteStore};
+
+/// The version of the `--json` document.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The shortest interval between samples.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest observation.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Why an observation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not Linux.
+    #[error("observe is supported on Linux only in this version")]
+    Unsupported,
+    /// `/proc` cannot be read.
+    #[error("cannot read the process list in {path}: {source} (is /proc mounted?)")]
+    NoProc {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The participant id file.
+    #[error("participant id {path}: {source}")]
+    Participant {
+        /// The file.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] crate::store::sqlite::Error),
+}
+
+/// Parse a duration: `500ms`, `30s`, `1m`, `2h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("'{text}' is not a duration (e.g. 500ms, 30s, 1m, 2h)"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("'{text}' has an unknown unit (use ms, s, m or h)")),
+    };
+    ms.map(Duration::from_millis).ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// What to observe.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long.
+    pub duration: Duration,
+    /// Between samples.
+    pub interval: Duration,
+    /// `[observe] country` from the configuration.
+    pub country: Option<String>,
+}
+
+impl Options {
+    /// Check the bounds: interval ≥ 100 ms, duration ≤ 24 h.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.interval < MIN_INTERVAL {
+            return Err(format!("--interval must be at least 100ms (got {} ms)", self.interval.as_millis()));
+        }
+        if self.duration > MAX_DURATION {
+            return Err("--duration must be at most 24h".into());
+        }
+        Ok(())
+    }
+
+    /// Samples taken: one at the start, then one per interval until the duration is over.
+    pub fn samples(&self) -> u64 {
+        let n = self.duration.as_millis() / self.interval.as_millis().max(1);
+        u64::try_from(n).unwrap_or(u64::MAX).saturating_add(1)
+    }
+}
+
+/// One process as one sample saw it.
+#[derive(Debug, Clone, Default)]
+pub struct ProcSample {
+    /// Process id.
+    pub pid: u32,
+    /// Start time after boot in clock ticks (tells a reused pid apart).
+    pub start_ticks: u64,
+    /// The executable's path (without " (deleted)").
+    pub exe: String,
+    /// The executable was deleted (or replaced) since the process started.
+    pub deleted: bool,
+    /// The arguments.
+    pub cmdline: Vec<String>,
+    /// Real user id.
+    pub uid: Option<u32>,
+    /// Parent pid.
+    pub ppid: u32,
+    /// utime + stime, clock ticks.
+    pub cpu_ticks: u64,
+    /// Threads.
+    pub threads: u64,
+    /// Virtual size, bytes.
+    pub virtual_bytes: u64,
+    /// Peak virtual size, bytes.
+    pub virtual_peak: u64,
+    /// Resident set, bytes.
+    pub working_set: u64,
+    /// Peak resident set, bytes.
+    pub working_set_peak: u64,
+    /// Private (anonymous resident) bytes.
+    pub private_bytes: u64,
+    /// Open file descriptors (`None` when they cannot be listed).
+    pub fds: Option<u64>,
+}
+
+/// A figure in bytes over the samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Bytes {
+    /// Mean over the samples in which the executable ran.
+    pub mean: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// A count over the samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Count {
+    /// Mean over the samples in which the executable ran.
+    pub mean: f64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// One executable in the `--json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSighting {
+    /// SHA-256 (hex).
+    pub sha256: String,
+    /// SHA-1 (hex).
+    pub sha1: String,
+    /// MD5 (hex).
+    pub md5: String,
+    /// The executable's path.
+    pub path: String,
+    /// The file was deleted or replaced while running.
+    pub deleted: bool,
+    /// Its digests came from the cache (it was hashed by an earlier run, and has not changed since).
+    pub cached: bool,
+    /// Processes seen running it.
+    pub processes: u64,
+    /// The most common parent process name.
+    pub parent: Option<String>,
+    /// The command line of its first process, redacted.
+    pub command_line: Option<String>,
+    /// The owner's user name (or uid) of its first process.
+    pub owner: Option<String>,
+    /// `32-bit` / `64-bit`.
+    pub platform: Option<String>,
+    /// Share of the machine's CPU time, percent (`None` with one sample).
+    pub cpu_percent: Option<f64>,
+    /// Private (anonymous) resident bytes, all its processes together.
+    pub private_bytes: Bytes,
+    /// Virtual bytes.
+    pub virtual_bytes: Bytes,
+    /// Resident bytes.
+    pub working_set: Bytes,
+    /// The largest peak resident size of one of its processes.
+    pub peak_working_set: u64,
+    /// Threads.
+    pub threads: Count,
+    /// Open file descriptors.
+    pub handles: Count,
+}
+
+/// Processes not observed, by reason (each process counted once per run).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Skipped {
+    /// Kernel threads.
+    pub kernel_threads: u64,
+    /// Processes whose executable this user may not read (another user's; run as root to see them).
+    pub permission_denied: u64,
+    /// Processes that exited before they could be read.
+    pub vanished: u64,
+    /// Executables that could not be hashed (exited before, or unreadable).
+    pub unhashable: u64,
+}
+
+/// The `--json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The participant id.
+    pub participant: String,
+    /// The machine.
+    pub host: host::HostProfile,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// Seconds observed (first to last sample).
+    pub duration_secs: f64,
+    /// Samples taken.
+    pub samples: u64,
+    /// Executables hashed in this run.
+    pub hashed: u64,
+    /// Executables whose digests came from the cache.
+    pub cached: u64,
+    /// Per executable, largest working set first.
+    pub files: Vec<FileSighting>,
+    /// What was not observed.
+    pub skipped: Skipped,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct TickSum {
+    tick: u64,
+    private: u64,
+    virt: u64,
+    ws: u64,
+    threads: u64,
+    fds: u64,
+}
+
+#[derive(Debug, Default)]
+struct ProcAcc {
+    first_cpu: u64,
+    last_cpu: u64,
+}
+
+#[derive(Debug, Default)]
+struct FileAcc {
+    deleted: bool,
+    procs: HashMap<(u32, u64), ProcAcc>,
+    ticks: Vec<TickSum>,
+    parents: BTreeMap<String, u64>,
+    first_cmdline: Option<Vec<String>>,
+    first_uid: Option<u32>,
+    peak_ws: u64,
+}
+
+/// The samples of a run, aggregated per executable path.
+#[derive(Debug, Default)]
+pub struct Aggregator {
+    ticks: u64,
+    first_at: Option<f64>,
+    last_at: f64,
+    files: BTreeMap<String, FileAcc>,
+}
+
+/// An executable's figures, before the digests are attached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figures {
+    /// Path.
+    pub path: String,
+    /// Deleted while running.
+    pub deleted: bool,
+    /// Distinct processes.
+    pub processes: u64,
+    /// Most common parent name.
+    pub parent: Option<String>,
+    /// The first process's arguments.
+    pub cmdline: Option<Vec<String>>,
+    /// The first process's uid.
+    pub uid: Option<u32>,
+    /// CPU share, percent.
+    pub cpu_percent: Option<f64>,
+    /// Private bytes.
+    pub private_bytes: Bytes,
+    /// Virtual bytes.
+    pub virtual_bytes: Bytes,
+    /// Working set.
+    pub working_set: Bytes,
+    /// Peak working set.
+    pub peak_working_set: u64,
+    /// Threads.
+    pub threads: Count,
+    /// Handles.
+    pub handles: Count,
+}
+
+impl Aggregator {
+    /// Add one sample taken `at` seconds after the start; `names` gives each pid's name (for parents).
+    pub fn add(&mut self, at: f64, samples: &[ProcSample], names: &HashMap<u32, String>) {
+        let tick = self.ticks;
+        self.ticks += 1;
+        self.first_at.get_or_insert(at);
+        self.last_at = at;
+        for s in samples {
+            let f = self.files.entry(s.exe.clone()).or_default();
+            f.deleted |= s.deleted;
+            let p = f.procs.entry((s.pid, s.start_ticks)).or_insert_with(|| {
+                if let Some(parent) = names.get(&s.ppid) {
+                    *f.parents.entry(parent.clone()).or_default() += 1;
+                }
+                ProcAcc { first_cpu: s.cpu_ticks, last_cpu: s.cpu_ticks }
+            });
+            p.last_cpu = s.cpu_ticks.max(p.first_cpu);
+            if f.first_cmdline.is_none() {
+                f.first_cmdline = Some(s.cmdline.clone());
+                f.first_uid = s.uid;
+            }
+            f.peak_ws = f.peak_ws.max(s.working_set_peak).max(s.working_set);
+            if f.ticks.last().is_none_or(|t| t.tick != tick) {
+                f.ticks.push(TickSum { tick, ..TickSum::default() });
+            }
+            if let Some(t) = f.ticks.last_mut() {
+                t.private += s.private_bytes;
+                t.virt += s.virtual_bytes;
+                t.ws += s.working_set;
+                t.threads += s.threads;
+                t.fds += s.fds.unwrap_or(0);
+            }
+        }
+    }
+
+    /// Samples added.
+    pub fn samples(&self) -> u64 {
+        self.ticks
+    }
+
+    /// Seconds from the first sample to the last.
+    pub fn elapsed(&self) -> f64 {
+        self.first_at.map_or(0.0, |f| self.last_at - f)
+    }
+
+    /// The figures per executable. CPU share = the CPU time its processes used between their first and last
+    /// sample / (the wall time from the first sample to the last × CPUs); `None` with a single sample.
+    pub fn figures(&self, clock_ticks: f64, cpus: usize) -> Vec<Figures> {
+        let wall = self.elapsed();
+        self.files
+            .iter()
+            .map(|(path, f)| {
+                let n = f.ticks.len().max(1) as u64;
+                let bytes = |get: fn(&TickSum) -> u64| Bytes {
+                    mean: f.ticks.iter().map(get).sum::<u64>() / n,
+                    max: f.ticks.iter().map(get).max().unwrap_or(0),
+                };
+                let count = |get: fn(&TickSum) -> u64| Count {
+                    mean: f.ticks.iter().map(get).sum::<u64>() as f64 / n as f64,
+                    max: f.ticks.iter().map(get).max().unwrap_or(0),
+                };
+                let cpu_ticks: u64 = f.procs.values().map(|p| p.last_cpu - p.first_cpu).sum();
+                let cpu_percent = (wall > 0.0 && clock_ticks > 0.0).then(|| {
+                    let share = cpu_ticks as f64 / clock_ticks / (wall * cpus.max(1) as f64) * 100.0;
+                    (share.min(100.0) * 100.0).round() / 100.0
+                });
+                let parent =
+                    f.parents.iter().max_by_key(|(name, n)| (**n, std::cmp::Reverse(*name))).map(|(k, _)| k.clone());
+                Figures {
+                    path: path.clone(),
+                    deleted: f.deleted,
+                    processes: f.procs.len() as u64,
+                    parent,
+                    cmdline: f.first_cmdline.clone(),
+                    uid: f.first_uid,
+                    cpu_percent,
+                    private_bytes: bytes(|t| t.private),
+                    virtual_bytes: bytes(|t| t.virt),
+                    working_set: bytes(|t| t.ws),
+                    peak_working_set: f.peak_ws,
+                    threads: count(|t| t.threads),
+                    handles: count(|t| t.fds),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The participant id: 128 random bits (hex), kept in `participant-id` next to the store, created (mode 0600)
+/// on first use.
+pub fn participant_id(store: &Path) -> Result<String, Error> {
+    let path = participant_path(store);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let err = |source| Error::Participant { path: path.display().to_string(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id = text.trim();
+            if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(id.to_ascii_lowercase());
+            }
+            return Err(err(io::Error::other(
+                "not a participant id (32 hex digits); remove the file to get a new one",
+            )));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let mut bytes = [0u8; 16];
+    {
+        use std::io::Read as _;
+        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(err)?;
+    }
+    let id = crate::hex::encode(&bytes);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    match opts.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write as _;
+            f.write_all(format!("{id}\n").as_bytes()).map_err(err)?;
+            Ok(id)
+        }
+        // Another observe created it meanwhile: use theirs.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => participant_id(store),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Hash an executable (MD5, SHA-1, SHA-256 in one streaming pass).
+pub fn hash_file(path: &Path) -> io::Result<ObservedDigests> {
+    let mut f = std::fs::File::open(path)?;
+    let d = crate::hashing::digest_stream(Vec::new(), &mut f)?;
+    let bad = || io::Error::other("digest is not hex");
+    let arr = |s: &str| crate::hex::decode(s).ok_or_else(bad);
+    Ok(ObservedDigests {
+        sha256: arr(&d.sha256)?.try_into().map_err(|_| bad())?,
+        sha1: arr(&d.sha1)?.try_into().map_err(|_| bad())?,
+        md5: arr(&d.md5)?.try_into().map_err(|_| bad())?,
+    })
+}
+
+/// Observe this machine and record the result in the store at `store_path`. `progress` gets one line now
+/// and then (for stderr).
+#[cfg(not(target_os = "linux"))]
+pub fn run(_store_path: &Path, _opts: &Options, _progress: &mut dyn FnMut(&str)) -> Result<Observation, Error> {
+    Err(Error::Unsupported)
+}
+
+/// Observe this machine and record the result in the store at `store_path`. `progress` gets one line now
+/// and then (for stderr).
+#[cfg(target_os = "linux")]
+pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Observation, Error> {
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    let proc = Path::new("/proc");
+    let no_proc = |source| Error::NoProc { path: proc.display().to_string(), source };
+    std::fs::metadata(proc.join("self/stat")).map_err(no_proc)?;
+    let store = SqliteStore::open(store_path, crate::store::sqlite::Mode::Read)?;
+    let participant = participant_id(store_path)?;
+    let passwd = std::fs::read_to_string("/etc/passwd").map(|t| linux::parse_passwd(&t)).unwrap_or_default();
+    let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let t0 = Instant::now();
+    let samples = opts.samples();
+    progress(&format!(
+        "observing the processes of this machine for {} s ({samples} samples)…",
+        opts.duration.as_secs_f64()
+    ));
+
+    let mut agg = Aggregator::default();
+    // Digests per executable path, computed (or taken from the cache) at its first sighting: the file may be
+    // deleted or the process gone by the end.
+    let mut digests: HashMap<String, (ObservedDigests, Option<&'static str>, bool)> = HashMap::new();
+    let mut hashed: Vec<(String, i64, u64, ObservedDigests)> = Vec::new();
+    let mut cached = 0u64;
+    let mut skipped: HashMap<(u32, u64), linux::Skip> = HashMap::new();
+    for i in 0..samples {
+        if i > 0 {
+            let due = opts.interval.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+            if let Some(wait) = due.checked_sub(t0.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let at = t0.elapsed().as_secs_f64();
+        let pass = linux::sample(proc).map_err(no_proc)?;
+        for (pid, start, why) in &pass.skipped {
+            skipped.entry((*pid, *start)).or_insert(*why);
+        }
+        for s in &pass.samples {
+            if digests.contains_key(&s.exe) {
+                continue;
+            }
+            let exe_link = proc.join(s.pid.to_string()).join("exe");
+            let Ok(meta) = std::fs::metadata(&exe_link) else { continue };
+            let mtime_ns = {
+                use std::os::unix::fs::MetadataExt as _;
+                meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+            };
+            let platform = read_head(&exe_link).and_then(|h| linux::platform_of_header(&h));
+            let key = if s.deleted { format!("{} (deleted)", s.exe) } else { s.exe.clone() };
+            if let Some(d) = store.observed_file_get(&key, mtime_ns, meta.len())? {
+                cached += 1;
+                digests.insert(s.exe.clone(), (d, platform, true));
+                continue;
+            }
+            match hash_file(&exe_link) {
+                Ok(d) => {
+                    hashed.push((key, mtime_ns, meta.len(), d.clone()));
+                    digests.insert(s.exe.clone(), (d, platform, false));
+                }
+                Err(_) => continue,
+            }
+        }
+        agg.add(at, &pass.samples, &pass.names);
+    }
+    let elapsed = agg.elapsed();
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mut out = Observation {
+        schema_version: SCHEMA_VERSION,
+        participant,
+        host: host::profile(opts.country.clone()),
+        started_at: crate::analysis::pe::rfc3339(i64::try_from(started).unwrap_or(0)),
+        duration_secs: (elapsed * 1000.0).round() / 1000.0,
+        samples: agg.samples(),
+        hashed: hashed.len() as u64,
+        cached,
+        files: Vec::new(),
+        skipped: Skipped::default(),
+    };
+    for why in skipped.values() {
+        match why {
+            linux::Skip::KernelThread => out.skipped.kernel_threads += 1,
+            linux::Skip::PermissionDenied => out.skipped.permission_denied += 1,
+            linux::Skip::Vanished => out.skipped.vanished += 1,
+        }
+    }
+    let mut rows = Vec::new();
+    for f in agg.figures(linux::clock_ticks(), cpus) {
+        let Some((d, platform, from_cache)) = digests.get(&f.path) else {
+            out.skipped.unhashable += 1;
+            continue;
+        };
+        let account = f.uid.and_then(|u| passwd.get(&u));
+        let owner = account.map(|(n, _)| n.clone()).or_else(|| f.uid.map(|u| u.to_string()));
+        let command_line = f.cmdline.as_ref().map(|args| {
+            redact::redact_command_line(args, account.map(|(n, _)| n.as_str()), account.map(|(_, h)| h.as_str()))
+        });
+        let sighting = FileSighting {
+            sha256: crate::hex::encode(&d.sha256),
+            sha1: crate::hex::encode(&d.sha1),
+            md5: crate::hex::encode(&d.md5),
+            path: f.path.clone(),
+            deleted: f.deleted,
+            cached: *from_cache,
+            processes: f.processes,
+            parent: f.parent.clone(),
+            command_line,
+            owner,
+            platform: platform.map(str::to_string),
+            cpu_percent: f.cpu_percent,
+            private_bytes: f.private_bytes,
+            virtual_bytes: f.virtual_bytes,
+            working_set: f.working_set,
+            peak_working_set: f.peak_working_set,
+            threads: f.threads,
+            handles: f.handles,
+        };
+        rows.push(sighting_row(d, &sighting));
+        out.files.push(sighting);
+    }
+    out.files.sort_by(|a, b| b.working_set.max.cmp(&a.working_set.max).then_with(|| a.path.cmp(&b.path)));
+    let run = ObservationRow {
+        participant: out.participant.clone(),
+        started_at: i64::try_from(started).unwrap_or(0),
+        duration_ms: (elapsed * 1000.0) as i64,
+        samples: i64::try_from(out.samples).unwrap_or(i64::MAX),
+        host: serde_json::to_string(&out.host).unwrap_or_else(|_| "{}".into()),
+    };
+    store.record_observation(&run, &hashed, &rows)?;
+    Ok(out)
+}
+
+#[cfg(target_os = "linux")]
+fn read_head(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(8);
+    std::fs::File::open(path).ok()?.take(8).read_to_end(&mut head).ok()?;
+    Some(head)
+}
+
+fn sighting_row(d: &ObservedDigests, s: &FileSighting) -> SightingRow {
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    SightingRow {
+        sha256: d.sha256,
+        sha1: d.sha1,
+        md5: d.md5,
+        path: s.path.clone(),
+        processes: i(s.processes),
+        parent: s.parent.clone(),
+        command_line: s.command_line.clone(),
+        owner: s.owner.clone(),
+        platform: s.platform.clone(),
+        cpu_percent: s.cpu_percent,
+        private: (i(s.private_bytes.mean), i(s.private_bytes.max)),
+        virtual_bytes: (i(s.virtual_bytes.mean), i(s.virtual_bytes.max)),
+        working_set: (i(s.working_set.mean), i(s.working_set.max)),
+        peak_working_set: i(s.peak_working_set),
+        threads: (s.threads.mean, i(s.threads.max)),
+        handles: (s.handles.mean, i(s.handles.max)),
+    }
+}
+
+/// Where the participant id of the store at `store` is kept.
+pub fn participant_path(store: &Path) -> PathBuf {
+    store.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("participant-id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "s", "1.5s", "-1s", "10x", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bounds_and_sample_counts() {
+        let o = |d: u64, i: u64| Options {
+            duration: Duration::from_millis(d),
+            interval: Duration::from_millis(i),
+            country: None,
+        };
+        assert_eq!(o(1000, 200).samples(), 6);
+        assert_eq!(o(0, 1000).samples(), 1);
+        assert_eq!(o(30_000, 1000).samples(), 31);
+        assert!(o(1000, 200).validate().is_ok());
+        assert!(o(1000, 99).validate().is_err());
+        assert!(o(25 * 3_600_000, 1000).validate().is_err());
+    }
+
+    fn proc(pid: u32, exe: &str, cpu: u64, ws: u64) -> ProcSample {
+        ProcSample {
+            pid,
+            start_ticks: 7,
+            exe: exe.into(),
+            ppid: 1,
+            cpu_ticks: cpu,
+            threads: 2,
+            working_set: ws,
+            working_set_peak: ws,
+            private_bytes: ws / 2,
+            virtual_bytes: ws * 4,
+            fds: Some(3),
+            cmdline: vec![exe.into()],
+            uid: Some(1000),
+            ..ProcSample::default()
+        }
+    }
+
+    #[test]
+    fn cpu_share_and_memory_are_aggregated_per_executable() {
+        let names: HashMap<u32, String> = [(1, "init".to_string())].into();
+        let mut a = Aggregator::default();
+        // Two processes of /bin/a, one of /bin/b; 100 ticks per second, 2 CPUs, 2 s of wall time.
+        a.add(0.0, &[proc(10, "/bin/a", 100, 1000), proc(11, "/bin/a", 0, 3000), proc(20, "/bin/b", 5, 10)], &names);
+        a.add(1.0, &[proc(10, "/bin/a", 150, 2000), proc(11, "/bin/a", 50, 3000)], &names);
+        // /bin/b exited; process 11 exited too.
+        a.add(2.0, &[proc(10, "/bin/a", 300, 1000)], &names);
+        let f = a.figures(100.0, 2);
+        assert_eq!(f.len(), 2);
+        let fa = &f[0];
+        assert_eq!(fa.path, "/bin/a");
+        assert_eq!(fa.processes, 2);
+        // (200 + 50) ticks = 2.5 s of CPU over 2 s × 2 CPUs = 62.5 %.
+        assert_eq!(fa.cpu_percent, Some(62.5));
+        // Working set per sample: 4000, 5000, 1000.
+        assert_eq!(fa.working_set, Bytes { mean: 3333, max: 5000 });
+        assert_eq!(fa.threads, Count { mean: 10.0 / 3.0, max: 4 });
+        assert_eq!(fa.handles.max, 6);
+        assert_eq!(fa.peak_working_set, 3000);
+        assert_eq!(fa.parent.as_deref(), Some("init"));
+        let fb = &f[1];
+        assert_eq!((fb.processes, fb.cpu_percent), (1, Some(0.0)));
+        assert_eq!(fb.working_set, Bytes { mean: 10, max: 10 });
+        // A single sample has no CPU share.
+        let mut one = Aggregator::default();
+        one.add(0.0, &[proc(10, "/bin/a", 100, 1000)], &names);
+        assert_eq!(one.figures(100.0, 2)[0].cpu_percent, None);
+        // A reused pid is another process.
+        let mut r = Aggregator::default();
+        r.add(0.0, &[proc(10, "/bin/a", 100, 1000)], &names);
+        r.add(1.0, &[ProcSample { start_ticks: 99, cpu_ticks: 0, ..proc(10, "/bin/a", 0, 1000) }], &names);
+        let fr = &r.figures(100.0, 1)[0];
+        assert_eq!((fr.processes, fr.cpu_percent), (2, Some(0.0)));
+    }
+
+    #[test]
+    fn the_participant_id_is_made_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("sub/store.sqlite");
+        let id = participant_id(&store).unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(participant_id(&store).unwrap(), id);
+        assert_ne!(participant_id(&dir.path().join("other/store.sqlite")).unwrap(), id);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(participant_path(&store)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(participant_path(&store), "garbage").unwrap();
+        assert!(participant_id(&store).is_err());
+    }
+
+    #[test]
+    fn a_file_is_hashed_with_the_known_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("abc");
+        std::fs::write(&p, b"abc").unwrap();
+        let d = hash_file(&p).unwrap();
+        assert_eq!(crate::hex::encode(&d.sha256), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(crate::hex::encode(&d.md5), "900150983cd24fb0d6963f7d28e17f72");
+    }
+}

@@ -1,0 +1,134 @@
+//! `filerep observe`: a known child process is found among the real processes of this machine, with its
+//! digests, figures, owner and a redacted command line; a second run re-hashes nothing unchanged; both runs
+//! are recorded in the store.
+
+#![cfg(target_os = "linux")]
+
+use std::path::Path;
+use std::process::{Child, Command};
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use crate::support::filerep;
+
+/// Kills the child when the test ends, passed or failed.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn observe(dir: &Path) -> Value {
+    let out = filerep(dir)
+        .args(["observe", "--duration", "1s", "--interval", "200ms", "--json"])
+        .output()
+        .expect("filerep runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "observe failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"))
+}
+
+fn find<'a>(doc: &'a Value, path: &str) -> &'a Value {
+    doc["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not observed in {doc:#}"))
+}
+
+#[test]
+fn observe_finds_a_known_child_hashes_it_once_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory name that looks like a token: the command line must not show it.
+    let secret = "0123456789abcdef0123456789abcdef";
+    std::fs::create_dir(dir.path().join(secret)).unwrap();
+    let exe = dir.path().join(secret).join(format!("filerep-observe-sleep-{}", std::process::id()));
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let exe = exe.canonicalize().unwrap();
+    let sha256: String = Sha256::digest(std::fs::read(&exe).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    let _child = KillOnDrop(Command::new(&exe).arg("30").spawn().expect("the copy of sleep starts"));
+    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string();
+
+    let first = observe(dir.path());
+    assert_eq!(first["schema_version"], 1);
+    assert_eq!(first["samples"], 6, "1 s every 200 ms, and one at the start");
+    let participant = first["participant"].as_str().unwrap().to_string();
+    assert_eq!(participant.len(), 32);
+    let id_file = std::fs::read_to_string(dir.path().join("participant-id")).unwrap();
+    assert_eq!(id_file.trim(), participant);
+    assert!(first["host"]["kernel"].is_string(), "{:#}", first["host"]);
+    assert!(first["host"]["country"].is_null(), "never guessed");
+
+    let path = exe.to_str().unwrap();
+    let f = find(&first, path);
+    assert_eq!(f["sha256"], sha256.as_str());
+    assert_eq!(f["sha1"].as_str().unwrap().len(), 40);
+    assert_eq!(f["md5"].as_str().unwrap().len(), 32);
+    assert!(f["processes"].as_u64().unwrap() >= 1, "{f:#}");
+    assert!(f["threads"]["max"].as_u64().unwrap() >= 1, "{f:#}");
+    assert!(f["working_set"]["max"].as_u64().unwrap() > 0, "{f:#}");
+    assert!(f["peak_working_set"].as_u64().unwrap() > 0, "{f:#}");
+    assert_eq!(f["owner"], user.as_str());
+    assert!(matches!(f["platform"].as_str(), Some("64-bit" | "32-bit")), "{f:#}");
+    assert!(f["cpu_percent"].as_f64().is_some_and(|c| (0.0..=100.0).contains(&c)), "{f:#}");
+    assert_eq!(f["cached"], false);
+    let cmd = f["command_line"].as_str().unwrap();
+    assert!(cmd.contains("/<redacted>/filerep-observe-sleep-"), "{cmd}");
+    assert!(cmd.ends_with(" 30") && !cmd.contains(secret), "{cmd}");
+    // The test runner itself is a parent of the child.
+    assert!(f["parent"].is_string(), "{f:#}");
+    let hashed_first = first["hashed"].as_u64().unwrap();
+    assert!(hashed_first >= 1 && first["cached"] == 0, "a new store has no cache: {}", first["cached"]);
+
+    // The second run takes the digests of everything unchanged from the cache.
+    let second = observe(dir.path());
+    assert_eq!(second["participant"], participant.as_str());
+    let f2 = find(&second, path);
+    assert_eq!(f2["sha256"], sha256.as_str());
+    assert_eq!(f2["cached"], true);
+    assert!(second["cached"].as_u64().unwrap() >= 1);
+    // (Processes of a build running alongside may bring new executables: fewer are hashed, not necessarily none.)
+    assert!(second["hashed"].as_u64().unwrap() < hashed_first, "{} then {}", hashed_first, second["hashed"]);
+
+    // Both runs are in the store.
+    let out = filerep(dir.path()).args(["db", "info", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = first["files"].as_array().unwrap().len() + second["files"].as_array().unwrap().len();
+    assert_eq!(info["sightings"], rows as u64);
+    assert_eq!(info["schema_version"], 3);
+}
+
+#[test]
+fn observe_rejects_bad_durations_and_online_options() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, want) in [
+        (&["observe", "--interval", "50ms"][..], "at least 100ms"),
+        (&["observe", "--duration", "25h"][..], "at most 24h"),
+        (&["observe", "--duration", "soon"][..], "not a duration"),
+        (&["--remote", "http://127.0.0.1:1", "observe"][..], "--remote applies to check"),
+    ] {
+        let out = filerep(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    assert!(!dir.path().join("filerep-store.sqlite").exists(), "nothing was recorded");
+}
+
+#[test]
+fn the_table_lists_the_executables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = filerep(dir.path()).args(["observe", "--duration", "0s"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("sha256 "), "{stdout}");
+    assert!(stdout.contains("1 sample over"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("recorded"), "{stderr}");
+}
