@@ -30,6 +30,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The longest observation.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// Processes followed per executable in one run (a day of short-lived processes stays bounded in memory).
+pub const MAX_TRACKED_PROCESSES: usize = 100_000;
 
 /// Why an observation failed.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +258,8 @@ struct ProcAcc {
 struct FileAcc {
     deleted: bool,
     procs: HashMap<(u32, u64), ProcAcc>,
+    /// Processes beyond [`MAX_TRACKED_PROCESSES`] (counted, their CPU time not followed).
+    untracked: u64,
     ticks: Vec<TickSum>,
     parents: BTreeMap<String, u64>,
     first_cmdline: Option<Vec<String>>,
@@ -313,13 +317,19 @@ impl Aggregator {
         for s in samples {
             let f = self.files.entry(s.exe.clone()).or_default();
             f.deleted |= s.deleted;
-            let p = f.procs.entry((s.pid, s.start_ticks)).or_insert_with(|| {
+            let key = (s.pid, s.start_ticks);
+            if let Some(p) = f.procs.get_mut(&key) {
+                p.last_cpu = s.cpu_ticks.max(p.first_cpu);
+            } else if f.procs.len() < MAX_TRACKED_PROCESSES {
                 if let Some(parent) = names.get(&s.ppid) {
-                    *f.parents.entry(parent.clone()).or_default() += 1;
+                    if f.parents.len() < 1000 || f.parents.contains_key(parent) {
+                        *f.parents.entry(parent.clone()).or_default() += 1;
+                    }
                 }
-                ProcAcc { first_cpu: s.cpu_ticks, last_cpu: s.cpu_ticks }
-            });
-            p.last_cpu = s.cpu_ticks.max(p.first_cpu);
+                f.procs.insert(key, ProcAcc { first_cpu: s.cpu_ticks, last_cpu: s.cpu_ticks });
+            } else {
+                f.untracked += 1;
+            }
             if f.first_cmdline.is_none() {
                 f.first_cmdline = Some(s.cmdline.clone());
                 f.first_uid = s.uid;
@@ -374,7 +384,7 @@ impl Aggregator {
                 Figures {
                     path: path.clone(),
                     deleted: f.deleted,
-                    processes: f.procs.len() as u64,
+                    processes: f.procs.len() as u64 + f.untracked,
                     parent,
                     cmdline: f.first_cmdline.clone(),
                     uid: f.first_uid,
@@ -472,8 +482,9 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     let t0 = Instant::now();
     let samples = opts.samples();
     progress(&format!(
-        "observing the processes of this machine for {} s ({samples} samples)…",
-        opts.duration.as_secs_f64()
+        "observing the processes of this machine for {} s ({samples} sample{})…",
+        opts.duration.as_secs_f64(),
+        if samples == 1 { "" } else { "s" }
     ));
 
     let mut agg = Aggregator::default();
@@ -493,7 +504,9 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
         let at = t0.elapsed().as_secs_f64();
         let pass = linux::sample(proc).map_err(no_proc)?;
         for (pid, start, why) in &pass.skipped {
-            skipped.entry((*pid, *start)).or_insert(*why);
+            if skipped.len() < 4 * MAX_TRACKED_PROCESSES {
+                skipped.entry((*pid, *start)).or_insert(*why);
+            }
         }
         for s in &pass.samples {
             if digests.contains_key(&s.exe) {

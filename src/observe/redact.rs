@@ -64,6 +64,7 @@ pub fn redact_command_line(args: &[String], user: Option<&str>, home: Option<&st
     }
     let joined = parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
     let mut s = redact_url_userinfo(&joined);
+    s = redact_quoted_secrets(&s);
     s = redact_emails(&s);
     if let Some(home) = home.filter(|h| h.len() > 1 && *h != "/") {
         s = s.replace(home.trim_end_matches('/'), "<home>");
@@ -91,6 +92,50 @@ fn quote(arg: &str) -> String {
     } else {
         arg.to_string()
     }
+}
+
+/// JSON (or YAML-like) pairs in an argument: `"DB_PASSWORD": "x"` → `"DB_PASSWORD": "<redacted>"`.
+fn redact_quoted_secrets(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    // Find `"name"` followed by optional spaces, a colon, optional spaces and a quoted value.
+    while let Some(open) = rest.find('"') {
+        let after_open = &rest[open + 1..];
+        let Some(close) = after_open.find('"') else { break };
+        let name = &after_open[..close];
+        let tail = &after_open[close + 1..];
+        let value = tail.trim_start().strip_prefix(':').map(str::trim_start);
+        match value.and_then(|v| v.strip_prefix('"')) {
+            Some(v) if is_secret_name(name, false) => {
+                // The value ends at the next unescaped quote (or the end).
+                let mut end = v.len();
+                let mut escaped = false;
+                for (i, c) in v.char_indices() {
+                    match c {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => {
+                            end = i;
+                            break;
+                        }
+                        _ => escaped = false,
+                    }
+                }
+                let value_start = rest.len() - v.len();
+                out.push_str(&rest[..value_start]);
+                out.push_str(REDACTED);
+                // Past the closing quote, so that it is not taken for an opening one.
+                let next = if end < v.len() { end + 1 } else { end };
+                out.push_str(&v[end..next]);
+                rest = &v[next..];
+            }
+            _ => {
+                out.push_str(&rest[..open + 1 + close + 1]);
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `scheme://user:pass@host` → `scheme://<redacted>@host`.
@@ -262,6 +307,18 @@ mod tests {
         assert_eq!(r(&["app", "--password"]), "app --password");
         // -p is a port as often as a password: kept.
         assert_eq!(r(&["ssh", "-p", "22", "host"]), "ssh -p 22 host");
+    }
+
+    #[test]
+    fn secrets_in_json_arguments_go() {
+        assert_eq!(
+            r(&["run", "--env", r#"{"HOME": "/x", "API_TOKEN": "abc\"def", "Secret" : "s", "n": 1}"#]),
+            r#"run --env '{"HOME": "/x", "API_TOKEN": "<redacted>", "Secret" : "<redacted>", "n": 1}'"#
+        );
+        // An unterminated value is redacted to the end.
+        assert_eq!(r(&["x", r#"{"password": "open"#]), r#"x '{"password": "<redacted>"#);
+        assert_eq!(r(&["x", r#"{"password": 5}"#]), r#"x '{"password": 5}'"#);
+        assert_eq!(r(&["x", r#""unterminated"#]), r#"x "unterminated"#);
     }
 
     #[test]
