@@ -475,6 +475,11 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     let proc = Path::new("/proc");
     let no_proc = |source| Error::NoProc { path: proc.display().to_string(), source };
     std::fs::metadata(proc.join("self/stat")).map_err(no_proc)?;
+    if !store_path.exists() {
+        // Create (and migrate) it now and let go: a reader that creates the store holds the writer lock for as
+        // long as it is open, and an observation may last hours.
+        drop(SqliteStore::open(store_path, crate::store::sqlite::Mode::Write)?);
+    }
     let store = SqliteStore::open(store_path, crate::store::sqlite::Mode::Read)?;
     let participant = participant_id(store_path)?;
     let passwd = std::fs::read_to_string("/etc/passwd").map(|t| linux::parse_passwd(&t)).unwrap_or_default();

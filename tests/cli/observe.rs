@@ -102,6 +102,24 @@ fn observe_finds_a_known_child_hashes_it_once_and_records_it() {
     let rows = first["files"].as_array().unwrap().len() + second["files"].as_array().unwrap().len();
     assert_eq!(info["sightings"], rows as u64);
     assert_eq!(info["schema_version"], 3);
+    // One row per run for the child's executable, by SHA-256, with the run's figures.
+    let conn = rusqlite::Connection::open(dir.path().join("filerep-store.sqlite")).unwrap();
+    let sha_bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let rows: Vec<(String, i64, String, i64, String)> = conn
+        .prepare(
+            "SELECT path, processes, owner, ws_max, participant FROM sightings WHERE sha256 = ?1 ORDER BY observation",
+        )
+        .unwrap()
+        .query_map([&sha_bytes], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (p, processes, owner, ws, part) in &rows {
+        assert!(p == path && *processes >= 1 && *owner == user && *ws > 0 && *part == participant, "{rows:?}");
+    }
+    let runs: i64 = conn.query_row("SELECT count(*) FROM observations", [], |r| r.get(0)).unwrap();
+    assert_eq!(runs, 2);
 }
 
 #[test]
