@@ -82,9 +82,10 @@ fn table(obs: &Observation, out: &mut impl Write) -> io::Result<()> {
     let s = &obs.skipped;
     writeln!(
         out,
-        "\n{} executables, {} sample{} over {:.1} s; not observed: {} kernel threads, {} processes of other \
-         users (permission denied), {} vanished, {} executables unhashable",
+        "\n{} executable{}, {} sample{} over {:.1} s; not observed: kernel threads {}, processes of other users \
+         {} (permission denied), vanished {}, unhashable executables {}",
         obs.files.len(),
+        if obs.files.len() == 1 { "" } else { "s" },
         obs.samples,
         if obs.samples == 1 { "" } else { "s" },
         obs.duration_secs,
