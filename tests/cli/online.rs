@@ -69,6 +69,7 @@ fn no_connection_is_opened_without_a_remote_or_a_provider() {
         &["scan", "--format", "sarif", "tree"],
         &["scan", "--format", "json", "--fuzzy", "tree"],
         &["db", "info"],
+        &["observe", "--duration", "300ms", "--interval", "100ms"],
     ];
     for args in runs {
         let (trace, code) = traced(d, args, &[]);
