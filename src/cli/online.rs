@@ -177,32 +177,11 @@ impl Online {
                 ext.providers = answers;
             }
         }
-        if let Some(remote) = &self.remote {
-            let per_file: Vec<Vec<String>> = reports
-                .iter()
-                .map(|r| if r.error.is_none() { crate::reputation::remote_queries(r) } else { Vec::new() })
-                .collect();
-            let all: Vec<String> = per_file.iter().flatten().cloned().collect();
-            let answers = if all.is_empty() { Ok(Vec::new()) } else { remote.lookup(&all) };
-            match answers {
-                Ok(answers) => {
-                    let mut it = answers.into_iter();
-                    for (ext, queries) in out.iter_mut().zip(&per_file) {
-                        let mine: Vec<_> = it.by_ref().take(queries.len()).collect();
-                        ext.remote = Some(RemoteAnswer { url: remote.url().to_string(), result: Ok(mine) });
-                    }
-                }
-                Err(e) => {
-                    if self.remote_required {
-                        return Err(e.into());
-                    }
-                    self.warn_once(&format!("{e}; answering from the local store only"));
-                    for ext in &mut out {
-                        ext.remote = Some(RemoteAnswer { url: remote.url().to_string(), result: Err(e.to_string()) });
-                    }
-                }
-            }
-        }
+        let per_file: Vec<Vec<String>> = reports
+            .iter()
+            .map(|r| if r.error.is_none() { crate::reputation::remote_queries(r) } else { Vec::new() })
+            .collect();
+        self.ask_remote(&per_file, &mut out)?;
         Ok(out)
     }
 
@@ -215,26 +194,37 @@ impl Online {
                 ext.providers = answers;
             }
         }
-        if let Some(remote) = &self.remote {
-            let queries: Vec<String> = digests.iter().map(|d| format!("{}:{}", d.kind(), d.hex())).collect();
-            match remote.lookup(&queries) {
-                Ok(answers) => {
-                    for (ext, a) in out.iter_mut().zip(answers) {
-                        ext.remote = Some(RemoteAnswer { url: remote.url().to_string(), result: Ok(vec![a]) });
-                    }
+        let queries: Vec<Vec<String>> = digests.iter().map(|d| vec![format!("{}:{}", d.kind(), d.hex())]).collect();
+        self.ask_remote(&queries, &mut out)?;
+        Ok(out)
+    }
+
+    /// Ask the remote store about groups of queries (a file's digests, or one hash) in one batched lookup,
+    /// and give each group's answers to its [`External`]. A failure is an error when the remote is required,
+    /// else one warning and the error in every answer.
+    fn ask_remote(&self, groups: &[Vec<String>], out: &mut [External]) -> Result<()> {
+        let Some(remote) = &self.remote else { return Ok(()) };
+        let all: Vec<String> = groups.iter().flatten().cloned().collect();
+        let url = remote.url().to_string();
+        match if all.is_empty() { Ok(Vec::new()) } else { remote.lookup(&all) } {
+            Ok(answers) => {
+                let mut it = answers.into_iter();
+                for (ext, group) in out.iter_mut().zip(groups) {
+                    let mine: Vec<_> = it.by_ref().take(group.len()).collect();
+                    ext.remote = Some(RemoteAnswer { url: url.clone(), result: Ok(mine) });
                 }
-                Err(e) => {
-                    if self.remote_required {
-                        return Err(e.into());
-                    }
-                    self.warn_once(&format!("{e}; answering from the local store only"));
-                    for ext in &mut out {
-                        ext.remote = Some(RemoteAnswer { url: remote.url().to_string(), result: Err(e.to_string()) });
-                    }
+            }
+            Err(e) => {
+                if self.remote_required {
+                    return Err(e.into());
+                }
+                self.warn_once(&format!("{e}; answering from the local store only"));
+                for ext in out.iter_mut() {
+                    ext.remote = Some(RemoteAnswer { url: url.clone(), result: Err(e.to_string()) });
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `--submit`: send the reports (those of files that could be read) to the remote store.
