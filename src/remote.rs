@@ -155,6 +155,11 @@ impl Remote {
         &self.url
     }
 
+    /// Whether writes (`--submit`) have a token to send.
+    pub fn has_token(&self) -> bool {
+        self.opts.token.is_some()
+    }
+
     /// Look hashes up (`HEX` or `KIND:HEX`, see [`crate::reputation::parse_query`]), in batches; one answer per
     /// query, in order.
     pub fn lookup(&self, queries: &[String]) -> Result<Vec<LookupReport>, RemoteError> {
@@ -200,6 +205,15 @@ impl Remote {
         }
         flush(&mut batch)?;
         Ok(stored)
+    }
+
+    /// Send one `filerep observe` run (`POST /v1/sightings`, with the token). Returns the files the server
+    /// recorded (0 when it had recorded this run before).
+    pub fn submit_sightings(&self, observation: &crate::observe::Observation) -> Result<usize, RemoteError> {
+        let token = self.opts.token.clone().ok_or_else(|| RemoteError::NoToken { url: self.url.clone() })?;
+        let body = serde_json::to_vec(observation).map_err(|e| self.malformed(&e.to_string()))?;
+        let answer: SightingsAnswer = self.post_json("/v1/sightings", body, Some(&token))?;
+        Ok(answer.recorded)
     }
 
     fn malformed(&self, why: &str) -> RemoteError {
@@ -280,6 +294,11 @@ struct LookupAnswer {
 #[derive(serde::Deserialize)]
 struct SubmitAnswer {
     stored: usize,
+}
+
+#[derive(serde::Deserialize)]
+struct SightingsAnswer {
+    recorded: usize,
 }
 
 #[cfg(test)]

@@ -174,6 +174,18 @@ pub fn merge_remote(rep: &mut Reputation, evidence: &mut Evidence, remote: &Remo
                 rep.additional_versions.push(v.clone());
             }
         }
+        if let Some(theirs) = &a.reputation.prevalence {
+            let more = rep.prevalence.as_ref().is_none_or(|mine| theirs.participants > mine.participants);
+            if more {
+                let mut theirs = theirs.clone();
+                theirs.source = Some(remote.url.clone());
+                // The fleet's typical path wins over the stores' once it may be shown.
+                if let Some(p) = &theirs.process.typical_path {
+                    rep.typical_path = Some(p.clone());
+                }
+                rep.prevalence = Some(theirs);
+            }
+        }
         if rep.typical_path.is_none() {
             rep.typical_path.clone_from(&a.reputation.typical_path);
         }
@@ -248,16 +260,20 @@ pub fn build(
         Some(k) if !k.is_empty() => store.versions_of(k, own, MAX_OTHER_VERSIONS)?,
         _ => Vec::new(),
     };
-    let typical_path = most_common(matches.iter().filter_map(|m| m.meta.path.as_deref())).or_else(|| {
-        // The built-in table knows where a Windows system binary lives; say so only when nothing disputes it.
-        let k = key.as_deref()?;
-        if !evidence.masquerade.is_empty() {
-            return None;
-        }
-        let known = crate::masquerade::known(k)?;
-        let dir = known.expected_dirs.first()?;
-        Some(format!("{dir}\\{k} (typical for {k}, xcyclopedia)"))
-    });
+    let prevalence = store.prevalence(own, store.fleet_floor())?;
+    // The fleet's own data first, once enough participants saw the file.
+    let fleet_path = prevalence.process.typical_path.clone();
+    let typical_path =
+        fleet_path.or_else(|| most_common(matches.iter().filter_map(|m| m.meta.path.as_deref()))).or_else(|| {
+            // The built-in table knows where a Windows system binary lives; say so only when nothing disputes it.
+            let k = key.as_deref()?;
+            if !evidence.masquerade.is_empty() {
+                return None;
+            }
+            let known = crate::masquerade::known(k)?;
+            let dir = known.expected_dirs.first()?;
+            Some(format!("{dir}\\{k} (typical for {k}, xcyclopedia)"))
+        });
     let mut packages = Vec::new();
     for m in matches {
         if let Some(p) = &m.meta.package {
@@ -279,6 +295,7 @@ pub fn build(
         relationships: Relationships { libraries: store.known_names(libraries)?, packages },
         signer_listings: evidence.signer_listings.clone(),
         remote: None,
+        prevalence: Some(prevalence),
     })
 }
 

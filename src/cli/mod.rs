@@ -102,7 +102,9 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
         Command::Scan(args) => online().and_then(|o| scan::run(&args, cli.db.as_deref(), color, &o)),
         Command::Db { command } => cli.online.only_for_checks().and_then(|()| db::run(&command, cli.db.as_deref())),
         Command::Serve(args) => cli.online.only_for_checks().and_then(|()| serve::run(&args, cli.db.as_deref())),
-        Command::Observe(args) => cli.online.only_for_checks().and_then(|()| observe::run(&args, cli.db.as_deref())),
+        Command::Observe(args) => {
+            cli.online.only_for_observe().and_then(|()| observe::run(&args, cli.db.as_deref(), &cli.online))
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -25,9 +25,20 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Run `observe`.
-pub fn run(args: &Args, db: Option<&std::path::Path>) -> Result<u8> {
+/// Run `observe`; with `--submit`, send the observation to the remote store after recording it here.
+pub fn run(args: &Args, db: Option<&std::path::Path>, online: &super::online::OnlineArgs) -> Result<u8> {
     let config = crate::config::load()?;
+    // Resolved (URL and token checked) before observing, so that a mistake costs no wait.
+    let remote = if online.submit {
+        let o = super::online::Online::resolve(online, db)?;
+        let remote = o.remote.ok_or_else(|| anyhow::anyhow!("--submit needs a remote store"))?;
+        if !remote.has_token() {
+            anyhow::bail!("{}", crate::remote::RemoteError::NoToken { url: remote.url().to_string() });
+        }
+        Some(remote)
+    } else {
+        None
+    };
     let opts = Options { duration: args.duration, interval: args.interval, country: config.observe.country.clone() };
     opts.validate().map_err(anyhow::Error::msg)?;
     let path = crate::store::sqlite::resolve_path(db)?;
@@ -43,6 +54,12 @@ pub fn run(args: &Args, db: Option<&std::path::Path>) -> Result<u8> {
         obs.hashed,
         obs.cached
     ));
+    if let Some(remote) = &remote {
+        let recorded = remote.submit_sightings(&obs).with_context(|| {
+            format!("observe --submit (the observation is kept in {}; run again to send a new one)", path.display())
+        })?;
+        progress(&format!("submitted {recorded} executables to {}", remote.url()));
+    }
     let mut out = io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &obs)?;

@@ -56,6 +56,22 @@ impl OnlineArgs {
         }
         Ok(())
     }
+
+    /// `observe` sends its observation to the remote store with `--submit` (and `--remote URL`), nothing else.
+    pub fn only_for_observe(&self) -> Result<()> {
+        let given = [
+            (self.remote_only, "--remote-only"),
+            (self.require_remote, "--require-remote"),
+            (!self.provider.is_empty(), "--provider"),
+        ];
+        if let Some((_, name)) = given.iter().find(|(set, _)| *set) {
+            anyhow::bail!("{name} applies to check, lookup and scan only (observe takes --submit and --remote)");
+        }
+        if self.remote.is_some() && !self.submit {
+            anyhow::bail!("observe sends nothing without --submit: add --submit to send this observation to --remote");
+        }
+        Ok(())
+    }
 }
 
 /// What a run asks outside this machine.

@@ -65,6 +65,24 @@ pub struct Args {
     /// look up are private.
     #[arg(long)]
     pub log: bool,
+    /// Fleet prevalence: withhold every figure of a file until this many unique participants reported it
+    /// (at least 5).
+    #[arg(long, value_name = "N", default_value_t = crate::store::fleet::DEFAULT_FLOOR,
+          value_parser = clap::value_parser!(u64).range(crate::store::fleet::MIN_FLOOR..))]
+    pub min_participants: u64,
+    /// Files in one `POST /v1/sightings` batch at most.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_sightings_per_batch: usize,
+    /// Body limit of `POST /v1/sightings`.
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    pub max_sightings_body_bytes: u64,
+    /// A participant may send one sightings batch per this interval on average (bursts of
+    /// --sightings-burst); beyond, 429 with Retry-After.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub sightings_interval: Duration,
+    /// Sightings batches a participant may send at once.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub sightings_burst: u32,
 }
 
 /// `10`, `10s`, `500ms`, `2m`, `1h`.
@@ -143,6 +161,11 @@ pub fn run(args: &Args, db: Option<&Path>) -> Result<u8> {
         shutdown_timeout: args.shutdown_timeout,
         threads: args.threads.unwrap_or(0),
         log: args.log,
+        min_participants: args.min_participants,
+        max_sightings_body_bytes: args.max_sightings_body_bytes,
+        max_sightings_per_batch: args.max_sightings_per_batch.max(1),
+        sightings_interval: args.sightings_interval,
+        sightings_burst: args.sightings_burst,
     };
     // The CLI's SIGINT handler exits at once with 130; the server shuts down gracefully instead.
     default_sigint();

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What an observation says about the machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostProfile {
     /// `Debian GNU/Linux`.
     pub os_name: Option<String>,
@@ -27,6 +27,18 @@ pub struct HostProfile {
     pub platform: Option<String>,
     /// The machine architecture (`uname -m`).
     pub arch: Option<String>,
+}
+
+impl HostProfile {
+    /// What fleet prevalence counts participants by: `NAME VERSION_ID`, the country, the manufacturer.
+    pub fn key(&self) -> crate::store::fleet::HostKey {
+        let os = match (&self.os_name, &self.os_version) {
+            (Some(n), Some(v)) => Some(format!("{n} {v}")),
+            (Some(n), None) => Some(n.clone()),
+            (None, _) => None,
+        };
+        crate::store::fleet::HostKey { os, country: self.country.clone(), manufacturer: self.manufacturer.clone() }
+    }
 }
 
 /// `NAME`, `VERSION_ID` and `PRETTY_NAME` from an os-release file's text.

@@ -20,7 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::sqlite::{ObservationRow, ObservedDigests, SightingRow, SqliteStore};
 
@@ -142,7 +142,7 @@ pub struct ProcSample {
 }
 
 /// A figure in bytes over the samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bytes {
     /// Mean over the samples in which the executable ran.
     pub mean: u64,
@@ -151,7 +151,7 @@ pub struct Bytes {
 }
 
 /// A count over the samples.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Count {
     /// Mean over the samples in which the executable ran.
     pub mean: f64,
@@ -160,7 +160,7 @@ pub struct Count {
 }
 
 /// One executable in the `--json` document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileSighting {
     /// SHA-256 (hex).
     pub sha256: String,
@@ -201,7 +201,7 @@ pub struct FileSighting {
 }
 
 /// Processes not observed, by reason (each process counted once per run).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Skipped {
     /// Kernel threads.
     pub kernel_threads: u64,
@@ -214,7 +214,7 @@ pub struct Skipped {
 }
 
 /// The `--json` document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Observation {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
@@ -602,6 +602,7 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
         duration_ms: (elapsed * 1000.0) as i64,
         samples: i64::try_from(out.samples).unwrap_or(i64::MAX),
         host: serde_json::to_string(&out.host).unwrap_or_else(|_| "{}".into()),
+        host_key: out.host.key(),
     };
     store.record_observation(&run, &hashed, &rows)?;
     Ok(out)

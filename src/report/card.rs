@@ -176,6 +176,7 @@ pub fn render(report: &Report, opts: &Options) -> String {
     hardening(&mut c, report);
     anomalies(&mut c, report);
     reputation(&mut c, report.reputation.as_ref());
+    prevalence(&mut c, report.reputation.as_ref().and_then(|r| r.prevalence.as_ref()));
     providers(&mut c, &report.providers);
     c.out.push('\n');
     c.out
@@ -207,9 +208,86 @@ pub fn render_lookup(l: &super::LookupReport, opts: &Options) -> String {
         c.row("Typical path", &clip(&v(p), WIDTH - VALUE_COL));
     }
     reputation(&mut c, Some(&l.reputation));
+    prevalence(&mut c, l.reputation.prevalence.as_ref());
     providers(&mut c, &l.providers);
     c.out.push('\n');
     c.out
+}
+
+/// Bytes for people: `12.3 MiB`.
+pub fn human_bytes(b: f64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{} bytes", thousands(b.round() as u64)) } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// A percentage bar of `width` cells: `█████░░░░░`.
+pub fn bar(percent: f64, width: usize) -> String {
+    let filled = ((percent.clamp(0.0, 100.0) / 100.0) * width as f64).round() as usize;
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled.min(width)))
+}
+
+/// Fleet prevalence (`filerep observe`): nothing until a participant saw the file; then the participants, and
+/// every figure once there are enough of them (else "fewer than N participants").
+fn prevalence(c: &mut Card<'_>, p: Option<&super::Prevalence>) {
+    let Some(p) = p.filter(|p| p.participants > 0) else { return };
+    let who = format!("{} participant{}", thousands(p.participants), if p.participants == 1 { "" } else { "s" });
+    if p.withheld {
+        c.one_line_section(
+            "Fleet prevalence",
+            &format!("{who} · fewer than {} participants: figures withheld", thousands(p.min_participants)),
+        );
+        return;
+    }
+    let mut line = who;
+    if let Some(n) = p.sightings {
+        line.push_str(&format!(" · {} sightings", thousands(n)));
+    }
+    if let (Some(f), Some(l)) = (&p.first_seen, &p.last_seen) {
+        line.push_str(&format!(" · seen {} to {}", &f[..f.len().min(10)], &l[..l.len().min(10)]));
+    }
+    c.one_line_section("Fleet prevalence", &clip(&v(&line), WIDTH - VALUE_COL));
+    let r = &p.resources;
+    c.heading(&format!("Resource utilization (averaged over {} participants)", thousands(p.participants)));
+    let figure = |c: &mut Card<'_>, label: &str, f: &Option<super::Figure>, fmt: &dyn Fn(f64) -> String| {
+        let text = match f {
+            Some(f) => format!("{}(min {}, max {})", pad(&fmt(f.mean), 14), fmt(f.min), fmt(f.max)),
+            None => format!("fewer than {} participants reported it", thousands(p.min_participants)),
+        };
+        c.row(label, &text);
+    };
+    let pct = |x: f64| format!("{x:.2} %");
+    let count = |x: f64| format!("{x:.1}");
+    figure(c, "CPU", &r.cpu_percent, &pct);
+    figure(c, "Private bytes", &r.private_bytes, &human_bytes);
+    figure(c, "Working set", &r.working_set, &human_bytes);
+    figure(c, "Peak working set", &r.peak_working_set, &human_bytes);
+    figure(c, "Virtual bytes", &r.virtual_bytes, &human_bytes);
+    figure(c, "Threads", &r.threads, &count);
+    figure(c, "Handles", &r.handles, &count);
+    figure(c, "Processes", &r.processes, &count);
+    let pr = &p.process;
+    c.heading("Process properties");
+    let val = |o: &Option<String>| o.as_deref().map_or_else(|| "-".to_string(), |s| clip(&v(s), WIDTH - VALUE_COL));
+    c.row("Typical path", &val(&pr.typical_path));
+    c.row("Typical command line", &val(&pr.typical_command_line));
+    c.row2("Typical owner", &val(&pr.typical_owner), "Platform", &val(&pr.platform));
+    c.row("Typical parent", &val(&pr.typical_parent));
+    for (title, shares) in
+        [("Operating systems", &p.os_versions), ("Countries", &p.countries), ("PC manufacturers", &p.manufacturers)]
+    {
+        let Some(shares) = shares.as_ref().filter(|s| !s.is_empty()) else { continue };
+        c.heading(title);
+        for s in shares {
+            let label = pad(&clip(&v(&s.value), 40), 42);
+            c.line(&format!("   {label}{} {:>5.1} %", bar(s.percent, 20), s.percent));
+        }
+    }
 }
 
 /// "Providers": one line each, what it answered (or why it could not), and whether from the cache.

@@ -611,6 +611,106 @@ pub struct Reputation {
     /// The remote store (`--remote`) that was asked too, and what came of it (null when none was asked).
     #[serde(default)]
     pub remote: Option<RemoteStatus>,
+    /// How common the file is in the fleet (`filerep observe` sightings) and how it behaves when it runs
+    /// (null when the store was not consulted).
+    #[serde(default)]
+    pub prevalence: Option<Prevalence>,
+}
+
+/// Fleet prevalence: what the participants that run `filerep observe` saw of a file. Every figure is null
+/// while fewer than `min_participants` unique participants reported it (`withheld`); only the number of
+/// participants is always given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Prevalence {
+    /// Unique participants that saw the file running.
+    pub participants: u64,
+    /// The floor: figures are withheld below this many participants.
+    pub min_participants: u64,
+    /// True while `participants < min_participants`: every figure below is null.
+    pub withheld: bool,
+    /// The store (or remote URL) these figures come from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Sightings (one per participant and `observe` run).
+    pub sightings: Option<u64>,
+    /// First sighting (RFC 3339 UTC).
+    pub first_seen: Option<String>,
+    /// Last sighting (RFC 3339 UTC).
+    pub last_seen: Option<String>,
+    /// Resource utilization, each figure averaged per participant first, then over the participants.
+    pub resources: FleetResources,
+    /// Process properties.
+    pub process: FleetProcess,
+    /// Share of participants by operating system and version.
+    pub os_versions: Option<Vec<Share>>,
+    /// Share of participants by country (as each participant configured it).
+    pub countries: Option<Vec<Share>>,
+    /// Share of participants by PC manufacturer (DMI).
+    pub manufacturers: Option<Vec<Share>>,
+}
+
+/// Resource figures over the participants (null while withheld).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetResources {
+    /// Share of the machine's CPU time, percent.
+    pub cpu_percent: Option<Figure>,
+    /// Private (anonymous resident) bytes.
+    pub private_bytes: Option<Figure>,
+    /// Virtual bytes.
+    pub virtual_bytes: Option<Figure>,
+    /// Working set (resident) bytes.
+    pub working_set: Option<Figure>,
+    /// Peak working set, bytes.
+    pub peak_working_set: Option<Figure>,
+    /// Threads.
+    pub threads: Option<Figure>,
+    /// Handles (open file descriptors).
+    pub handles: Option<Figure>,
+    /// Processes that ran the file in one `observe` run.
+    pub processes: Option<Figure>,
+}
+
+/// One resource figure: each participant's own mean first, then the mean, minimum and maximum of those.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Figure {
+    /// Mean over the participants.
+    pub mean: f64,
+    /// The lowest participant's mean.
+    pub min: f64,
+    /// The highest participant's mean.
+    pub max: f64,
+    /// Participants that reported this figure.
+    pub participants: u64,
+}
+
+/// Process properties over the participants (null while withheld).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FleetProcess {
+    /// The most common path.
+    pub typical_path: Option<String>,
+    /// The most common (redacted) command line.
+    pub typical_command_line: Option<String>,
+    /// The most common owner.
+    pub typical_owner: Option<String>,
+    /// The most common parent process.
+    pub typical_parent: Option<String>,
+    /// `32-bit` / `64-bit`, the most common.
+    pub platform: Option<String>,
+    /// The most common paths, by participants.
+    pub paths: Option<Vec<Share>>,
+    /// The most common parent processes, by participants.
+    pub parents: Option<Vec<Share>>,
+}
+
+/// A value and the share of participants that reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Share {
+    /// The value (`Other` gathers the values too few participants reported; `Unknown`, those without one).
+    pub value: String,
+    /// Participants.
+    pub participants: u64,
+    /// Percent of the file's participants.
+    pub percent: f64,
 }
 
 /// A remote store (`filerep serve`) that was consulted.

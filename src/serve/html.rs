@@ -103,6 +103,13 @@ details summary{cursor:pointer;color:#175cd3}
 details[open] summary{margin-bottom:8px}
 footer{color:var(--dim);font-size:13px;text-align:center;margin-top:22px}
 footer a{color:#175cd3}
+.dist{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:10px 24px}
+.dist h3{font-size:13px;margin:6px 0;color:#344054;font-weight:600}
+.barrow{display:grid;grid-template-columns:minmax(90px,40%) 1fr 52px;gap:8px;align-items:center;font-size:13.5px;padding:2px 0}
+.barrow .lbl{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.barrow .track{background:var(--unk-bg);border-radius:4px;height:12px;overflow:hidden}
+.barrow .fill{background:#175cd3;height:100%}
+.barrow .pc{text-align:right;font-variant-numeric:tabular-nums;color:var(--dim)}
 @media (max-width:720px){dl.kv{grid-template-columns:120px 1fr}}
 "#;
 
@@ -352,6 +359,8 @@ pub fn page(lookup: &LookupReport, stored: Option<&StoredReport>) -> String {
     }
 
     reputation(&mut p, rep);
+    // The fleet's figures are the server's live ones, never those of a report stored earlier.
+    prevalence(&mut p, lookup.reputation.prevalence.as_ref());
     versions(&mut p, rep);
     relationships(&mut p, rep);
 
@@ -696,6 +705,120 @@ fn reputation(p: &mut Page, rep: &Reputation) {
         }
         p.raw("</table>");
     }
+    p.end();
+}
+
+/// Fleet prevalence: the participants, and once there are enough of them the resource figures, the process
+/// properties and three bar charts (OS version, country, manufacturer).
+fn prevalence(p: &mut Page, prev: Option<&crate::report::Prevalence>) {
+    let Some(prev) = prev else { return };
+    let who = format!("{} participant{}", thousands(prev.participants), if prev.participants == 1 { "" } else { "s" });
+    if prev.participants == 0 {
+        p.section("Fleet prevalence", Some("not seen by any participant (filerep observe --submit)"));
+        p.end();
+        return;
+    }
+    if prev.withheld {
+        p.section("Fleet prevalence", Some(&who));
+        p.raw("<p class=\"note\" id=\"prevalence-withheld\">");
+        p.text(&format!(
+            "Fewer than {} participants: every figure is withheld, so that no participant can be singled out.",
+            thousands(prev.min_participants)
+        ));
+        p.raw("</p>");
+        p.end();
+        return;
+    }
+    let mut note = who.clone();
+    if let Some(n) = prev.sightings {
+        note.push_str(&format!(" · {} sightings", thousands(n)));
+    }
+    p.section("Resource utilization", Some(&format!("averaged over {note}")));
+    p.raw(
+        "<table id=\"resources\"><tr><th></th><th class=\"num\">average</th><th class=\"num\">min</th>\
+           <th class=\"num\">max</th><th class=\"num\">participants</th></tr>",
+    );
+    let r = &prev.resources;
+    let pct = |x: f64| format!("{x:.2} %");
+    let count = |x: f64| format!("{x:.1}");
+    type Row<'a> = (&'a str, &'a Option<crate::report::Figure>, &'a dyn Fn(f64) -> String);
+    let rows: [Row<'_>; 8] = [
+        ("CPU", &r.cpu_percent, &pct),
+        ("Private bytes", &r.private_bytes, &crate::report::card::human_bytes),
+        ("Working set", &r.working_set, &crate::report::card::human_bytes),
+        ("Peak working set", &r.peak_working_set, &crate::report::card::human_bytes),
+        ("Virtual bytes", &r.virtual_bytes, &crate::report::card::human_bytes),
+        ("Threads", &r.threads, &count),
+        ("Handles", &r.handles, &count),
+        ("Processes", &r.processes, &count),
+    ];
+    for (label, f, fmt) in rows {
+        p.raw("<tr><td>");
+        p.text(label);
+        match f {
+            Some(f) => {
+                let _ = write!(
+                    p.out,
+                    "</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                     <td class=\"num\">{}</td></tr>",
+                    escape(&fmt(f.mean)),
+                    escape(&fmt(f.min)),
+                    escape(&fmt(f.max)),
+                    thousands(f.participants)
+                );
+            }
+            None => {
+                let _ = write!(
+                    p.out,
+                    "</td><td colspan=\"4\" class=\"note\">fewer than {} participants reported it</td></tr>",
+                    thousands(prev.min_participants)
+                );
+            }
+        }
+    }
+    p.raw("</table>");
+    p.end();
+    let pr = &prev.process;
+    p.section("Process properties", Some(&format!("most common over {who}")));
+    p.kv(
+        &[
+            ("Typical path", pr.typical_path.clone(), true),
+            ("Typical command line", pr.typical_command_line.clone(), true),
+            ("Typical owner", pr.typical_owner.clone(), false),
+            ("Typical parent", pr.typical_parent.clone(), false),
+            ("Platform", pr.platform.clone(), false),
+            ("First seen", prev.first_seen.clone(), false),
+            ("Last seen", prev.last_seen.clone(), false),
+        ],
+        true,
+    );
+    p.end();
+    p.section("Distribution", Some(&format!("share of {who}")));
+    p.raw("<div class=\"dist\">");
+    for (id, title, shares) in [
+        ("os", "Operating system", &prev.os_versions),
+        ("country", "Country", &prev.countries),
+        ("manufacturer", "PC manufacturer", &prev.manufacturers),
+    ] {
+        let _ = write!(p.out, "<div class=\"chart\" id=\"dist-{id}\"><h3>");
+        p.text(title);
+        p.raw("</h3>");
+        for s in shares.iter().flatten() {
+            p.raw("<div class=\"barrow\"><span class=\"lbl\" title=\"");
+            p.text(&s.value);
+            p.raw("\">");
+            p.text(&s.value);
+            let _ = write!(
+                p.out,
+                "</span><span class=\"track\"><span class=\"fill\" style=\"display:block;width:{:.1}%\"></span></span>\
+                 <span class=\"pc\">{:.1} %</span></div>",
+                s.percent.clamp(0.0, 100.0),
+                s.percent
+            );
+        }
+        p.raw("</div>");
+    }
+    p.raw("</div>");
     p.end();
 }
 

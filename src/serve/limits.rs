@@ -15,10 +15,10 @@ const MAX_PEERS: usize = 65_536;
 
 /// A token bucket per peer address: `rate` requests a second on average, bursts of up to `burst`.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     rate: f64,
     burst: f64,
-    peers: Mutex<HashMap<IpAddr, Bucket>>,
+    peers: Mutex<HashMap<K, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -27,15 +27,24 @@ struct Bucket {
     last: Instant,
 }
 
-impl RateLimiter {
+impl RateLimiter<IpAddr> {
     /// A limiter allowing `rate` requests a second per peer with bursts of `burst` (at least 1).
     pub fn new(rate: u32, burst: u32) -> RateLimiter {
-        RateLimiter { rate: f64::from(rate.max(1)), burst: f64::from(burst.max(1)), peers: Mutex::new(HashMap::new()) }
+        RateLimiter::with_rate(f64::from(rate.max(1)), burst)
+    }
+}
+
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
+    /// A limiter allowing `per_second` requests a second per key (more than zero) with bursts of `burst`
+    /// (at least 1).
+    pub fn with_rate(per_second: f64, burst: u32) -> RateLimiter<K> {
+        let rate = if per_second.is_finite() && per_second > 0.0 { per_second } else { 1.0 };
+        RateLimiter { rate, burst: f64::from(burst.max(1)), peers: Mutex::new(HashMap::new()) }
     }
 
     /// Take one token for `peer` at time `now`: `Ok(())` when the request may go, or how long until a token
     /// is available.
-    pub fn check(&self, peer: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub fn check(&self, peer: K, now: Instant) -> Result<(), Duration> {
         // A poisoned lock only means another request panicked while holding it; the map is still usable.
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         if peers.len() >= MAX_PEERS && !peers.contains_key(&peer) {

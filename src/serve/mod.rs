@@ -16,6 +16,7 @@
 
 pub mod html;
 pub mod limits;
+pub mod sightings;
 
 use std::convert::Infallible;
 use std::io::Write as _;
@@ -94,6 +95,16 @@ pub struct Config {
     pub threads: usize,
     /// Log one line per request to stderr (method, path, status, time).
     pub log: bool,
+    /// Fleet prevalence is withheld below this many unique participants (never below 5).
+    pub min_participants: u64,
+    /// Request body limit for `POST /v1/sightings`.
+    pub max_sightings_body_bytes: u64,
+    /// Files in one `POST /v1/sightings` batch at most.
+    pub max_sightings_per_batch: usize,
+    /// Sightings batches a participant may send: one per this interval on average …
+    pub sightings_interval: Duration,
+    /// … with bursts of this many.
+    pub sightings_burst: u32,
 }
 
 impl Default for Config {
@@ -115,6 +126,11 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             threads: 0,
             log: false,
+            min_participants: crate::store::fleet::DEFAULT_FLOOR,
+            max_sightings_body_bytes: 16 << 20,
+            max_sightings_per_batch: 10_000,
+            sightings_interval: Duration::from_secs(60),
+            sightings_burst: 10,
         }
     }
 }
@@ -147,8 +163,9 @@ struct Reader {
 }
 
 impl Reader {
-    fn open(path: &Path) -> Result<Reader, sqlite::Error> {
-        let store = SqliteStore::open(path, Mode::Read)?;
+    fn open(path: &Path, floor: u64) -> Result<Reader, sqlite::Error> {
+        let mut store = SqliteStore::open(path, Mode::Read)?;
+        store.set_fleet_floor(floor);
         let state = store.catalogue_state()?;
         Ok(Reader { store, state })
     }
@@ -173,6 +190,7 @@ struct AppState {
     writer: tokio::sync::Mutex<()>,
     token: Option<WriteToken>,
     limiter: Option<RateLimiter>,
+    participants: RateLimiter<String>,
     in_flight: Arc<Semaphore>,
     uploads: AtomicU64,
 }
@@ -190,7 +208,7 @@ impl AppState {
             let pooled = app.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
             let mut reader = match pooled {
                 Some(r) => r,
-                None => Reader::open(&app.cfg.store).map_err(ApiError::store)?,
+                None => Reader::open(&app.cfg.store, app.cfg.min_participants).map_err(ApiError::store)?,
             };
             reader.refresh().map_err(ApiError::store)?;
             let out = f(&reader.store);
@@ -303,7 +321,7 @@ struct Peer(SocketAddr);
 pub fn run(cfg: Config, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Error> {
     prepare_store(&cfg.store)?;
     // The first reader proves the store readable before the port opens.
-    let first = Reader::open(&cfg.store)?;
+    let first = Reader::open(&cfg.store, cfg.min_participants)?;
     let threads =
         if cfg.threads == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { cfg.threads };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -317,6 +335,10 @@ pub fn run(cfg: Config, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Err
         token: cfg.token.as_deref().map(WriteToken::new),
         limiter: (cfg.rate_limit > 0).then(|| RateLimiter::new(cfg.rate_limit, cfg.rate_burst.max(cfg.rate_limit))),
         in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.clamp(1, Semaphore::MAX_PERMITS))),
+        participants: RateLimiter::with_rate(
+            1.0 / cfg.sightings_interval.as_secs_f64().max(0.001),
+            cfg.sightings_burst,
+        ),
         readers: Mutex::new(vec![first]),
         writer: tokio::sync::Mutex::new(()),
         uploads: AtomicU64::new(0),
@@ -349,6 +371,7 @@ fn router(app: App) -> Router {
         .route("/v1/info", get(get_info))
         .route("/v1/records", post(post_records))
         .route("/v1/reports", post(post_reports))
+        .route("/v1/sightings", post(post_sightings))
         .route("/v1/feeds/{format}", post(post_feed))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -438,6 +461,8 @@ fn body_limit(cfg: &Config, path: &str) -> u64 {
         cfg.max_import_bytes
     } else if path == "/v1/reports" {
         cfg.max_report_body_bytes
+    } else if path == "/v1/sightings" {
+        cfg.max_sightings_body_bytes
     } else {
         cfg.max_body_bytes
     }
@@ -998,6 +1023,26 @@ async fn post_reports(State(app): State<App>, req: Request) -> Result<Response, 
         })
         .await?;
     Ok(json(&serde_json::json!({ "stored": stored })))
+}
+
+/// `POST /v1/sightings`: one participant's observation (see [`sightings`]), at most one batch per
+/// `sightings_interval` per participant on average (429 with Retry-After beyond).
+async fn post_sightings(State(app): State<App>, req: Request) -> Result<Response, ApiError> {
+    authorize(&app, req.headers())?;
+    require_json(req.headers())?;
+    let bytes = body_bytes(req.into_body(), app.cfg.max_sightings_body_bytes).await?;
+    let (run, rows) = sightings::parse(&bytes, app.cfg.max_sightings_per_batch)?;
+    if let Err(wait) = app.participants.check(run.participant.clone(), Instant::now()) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many sightings from this participant: send one observation at a time, less often",
+        );
+        e.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        return Err(e);
+    }
+    let files = rows.len();
+    let id = app.write(move |store| store.record_observation(&run, &[], &rows).map_err(ApiError::store)).await?;
+    Ok(json(&serde_json::json!({ "recorded": if id.is_some() { files } else { 0 }, "duplicate": id.is_none() })))
 }
 
 /// The query of `POST /v1/feeds/{format}`.

@@ -8,6 +8,7 @@
 pub mod bloom;
 pub mod build;
 pub mod feeds;
+pub mod fleet;
 pub mod sqlite;
 
 use std::fmt;

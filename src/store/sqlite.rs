@@ -18,9 +18,11 @@
 //!   by SHA-256, for its HTML card page.
 //! * `observations` (schema 3): one row per `filerep observe` run (participant id, start, duration, samples,
 //!   the host profile as JSON); `sightings`: one row per executable (path) seen in a run, with its digests and
-//!   the run's aggregated figures (CPU share, memory, threads, handles), indexed by SHA-256 for aggregation
-//!   per file; `observed_files`: the digest cache of `observe`, by path, valid while the file's modification
+//!   the run's aggregated figures (CPU share, memory, threads, handles); `observed_files`: the digest cache of `observe`, by path, valid while the file's modification
 //!   time and size are unchanged.
+//! * `fleet_participants`, `fleet_totals`, `fleet_values`, `fleet_counts` (schema 4): the sightings rolled up
+//!   per file and participant, and per file, as they are recorded, for fleet prevalence (see
+//!   [`super::fleet`]); the roll-up replaces the index of `sightings` by SHA-256.
 //!
 //! An import ([`SqliteStore::import`]) registers a `staging` row, builds the version's file (no journal: no
 //! one reads it yet), fsyncs it, and then switches the source's active version in ONE short transaction. A
@@ -45,7 +47,7 @@ use super::{Class, Digest, DigestKind, FeedRecord, Meta};
 use crate::report::{KnownLibrary, OtherVersion, StoreMatch};
 
 /// The schema version this build writes (SQLite `user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Schema migrations: `MIGRATIONS[i]` takes the store from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[
@@ -135,6 +137,118 @@ pub const MIGRATIONS: &[&str] = &[
         md5       BLOB NOT NULL,
         hashed_at INTEGER NOT NULL
     ) WITHOUT ROWID;
+",
+    "
+    CREATE INDEX observations_participant ON observations (participant, started_at);
+    CREATE TABLE fleet_participants (
+        sha256        BLOB NOT NULL,
+        participant   TEXT NOT NULL,
+        first_seen    INTEGER NOT NULL,
+        last_seen     INTEGER NOT NULL,
+        sightings     INTEGER NOT NULL,
+        os            TEXT,
+        country       TEXT,
+        manufacturer  TEXT,
+        cpu_n         INTEGER NOT NULL,
+        cpu_sum       REAL NOT NULL,
+        private_sum   REAL NOT NULL,
+        virtual_sum   REAL NOT NULL,
+        ws_sum        REAL NOT NULL,
+        peak_sum      REAL NOT NULL,
+        threads_sum   REAL NOT NULL,
+        handles_sum   REAL NOT NULL,
+        processes_sum REAL NOT NULL,
+        PRIMARY KEY (sha256, participant)
+    ) WITHOUT ROWID;
+    CREATE TABLE fleet_totals (
+        sha256           BLOB PRIMARY KEY,
+        sha1             BLOB NOT NULL,
+        md5              BLOB NOT NULL,
+        participants     INTEGER NOT NULL,
+        sightings        INTEGER NOT NULL,
+        first_seen       INTEGER NOT NULL,
+        last_seen        INTEGER NOT NULL,
+        cpu_participants INTEGER NOT NULL,
+        cpu_mean_sum     REAL NOT NULL,
+        cpu_min          REAL,
+        cpu_max          REAL,
+        private_mean_sum REAL NOT NULL,
+        private_min      REAL,
+        private_max      REAL,
+        virtual_mean_sum REAL NOT NULL,
+        virtual_min      REAL,
+        virtual_max      REAL,
+        ws_mean_sum REAL NOT NULL,
+        ws_min      REAL,
+        ws_max      REAL,
+        peak_mean_sum REAL NOT NULL,
+        peak_min      REAL,
+        peak_max      REAL,
+        threads_mean_sum REAL NOT NULL,
+        threads_min      REAL,
+        threads_max      REAL,
+        handles_mean_sum REAL NOT NULL,
+        handles_min      REAL,
+        handles_max      REAL,
+        processes_mean_sum REAL NOT NULL,
+        processes_min      REAL,
+        processes_max      REAL
+    ) WITHOUT ROWID;
+    CREATE INDEX fleet_totals_sha1 ON fleet_totals (sha1);
+    CREATE INDEX fleet_totals_md5 ON fleet_totals (md5);
+    CREATE TABLE fleet_values (
+        sha256      BLOB NOT NULL,
+        field       INTEGER NOT NULL,
+        value       TEXT NOT NULL,
+        participant TEXT NOT NULL,
+        PRIMARY KEY (sha256, field, value, participant)
+    ) WITHOUT ROWID;
+    CREATE TABLE fleet_counts (
+        sha256       BLOB NOT NULL,
+        field        INTEGER NOT NULL,
+        value        TEXT NOT NULL,
+        participants INTEGER NOT NULL,
+        PRIMARY KEY (sha256, field, value)
+    ) WITHOUT ROWID;
+    CREATE INDEX fleet_counts_top ON fleet_counts (sha256, field, participants DESC, value);
+    INSERT INTO fleet_participants
+        SELECT s.sha256, s.participant, min(s.observed_at), max(s.observed_at), count(*),
+            nullif(trim(coalesce(json_extract(o.host, '$.os_name'), '') || ' ' ||
+                coalesce(json_extract(o.host, '$.os_version'), '')), ''),
+            json_extract(o.host, '$.country'), json_extract(o.host, '$.manufacturer'),
+            count(s.cpu_percent), coalesce(sum(s.cpu_percent), 0), sum(s.private_mean), sum(s.virtual_mean),
+            sum(s.ws_mean), sum(s.peak_ws), sum(s.threads_mean), sum(s.handles_mean), sum(s.processes)
+        FROM sightings s JOIN observations o ON o.id = s.observation
+        GROUP BY s.sha256, s.participant;
+    INSERT INTO fleet_totals
+        SELECT p.sha256, (SELECT s.sha1 FROM sightings s WHERE s.sha256 = p.sha256 LIMIT 1),
+            (SELECT s.md5 FROM sightings s WHERE s.sha256 = p.sha256 LIMIT 1),
+            count(*), sum(p.sightings), min(p.first_seen), max(p.last_seen), count(nullif(p.cpu_n, 0)),
+            coalesce(sum(p.cpu_sum / nullif(p.cpu_n, 0)), 0),
+            (SELECT min(s.cpu_percent) FROM sightings s WHERE s.sha256 = p.sha256),
+            (SELECT max(s.cpu_percent) FROM sightings s WHERE s.sha256 = p.sha256),
+            sum(p.private_sum / p.sightings), (SELECT min(s.private_mean) FROM sightings s WHERE s.sha256 = p.sha256), (SELECT max(s.private_mean) FROM sightings s WHERE s.sha256 = p.sha256),
+            sum(p.virtual_sum / p.sightings), (SELECT min(s.virtual_mean) FROM sightings s WHERE s.sha256 = p.sha256), (SELECT max(s.virtual_mean) FROM sightings s WHERE s.sha256 = p.sha256),
+            sum(p.ws_sum / p.sightings), (SELECT min(s.ws_mean) FROM sightings s WHERE s.sha256 = p.sha256), (SELECT max(s.ws_mean) FROM sightings s WHERE s.sha256 = p.sha256),
+            sum(p.peak_sum / p.sightings), (SELECT min(s.peak_ws) FROM sightings s WHERE s.sha256 = p.sha256), (SELECT max(s.peak_ws) FROM sightings s WHERE s.sha256 = p.sha256),
+            sum(p.threads_sum / p.sightings), (SELECT min(s.threads_mean) FROM sightings s WHERE s.sha256 = p.sha256), (SELECT max(s.threads_mean) FROM sightings s WHERE s.sha256 = p.sha256),
+            sum(p.handles_sum / p.sightings), (SELECT min(s.handles_mean) FROM sightings s WHERE s.sha256 = p.sha256), (SELECT max(s.handles_mean) FROM sightings s WHERE s.sha256 = p.sha256),
+            sum(p.processes_sum / p.sightings), (SELECT min(s.processes) FROM sightings s WHERE s.sha256 = p.sha256), (SELECT max(s.processes) FROM sightings s WHERE s.sha256 = p.sha256)
+        FROM fleet_participants p GROUP BY p.sha256;
+    INSERT OR IGNORE INTO fleet_values SELECT sha256, 0, path, participant FROM sightings;
+    INSERT OR IGNORE INTO fleet_values SELECT sha256, 1, parent, participant FROM sightings WHERE parent <> '';
+    INSERT OR IGNORE INTO fleet_values
+        SELECT sha256, 2, command_line, participant FROM sightings WHERE command_line <> '';
+    INSERT OR IGNORE INTO fleet_values SELECT sha256, 3, owner, participant FROM sightings WHERE owner <> '';
+    INSERT OR IGNORE INTO fleet_values SELECT sha256, 4, platform, participant FROM sightings WHERE platform <> '';
+    INSERT INTO fleet_counts SELECT sha256, field, value, count(*) FROM fleet_values GROUP BY sha256, field, value;
+    INSERT INTO fleet_counts SELECT sha256, 5, coalesce(os, ''), count(*) FROM fleet_participants
+        GROUP BY sha256, coalesce(os, '');
+    INSERT INTO fleet_counts SELECT sha256, 6, coalesce(country, ''), count(*) FROM fleet_participants
+        GROUP BY sha256, coalesce(country, '');
+    INSERT INTO fleet_counts SELECT sha256, 7, coalesce(manufacturer, ''), count(*) FROM fleet_participants
+        GROUP BY sha256, coalesce(manufacturer, '');
+    DROP INDEX sightings_sha256;
 ",
 ];
 
@@ -270,6 +384,7 @@ pub struct SqliteStore {
     active: Vec<Active>,
     blooms: Vec<(FeedRow, BloomFilter)>,
     _lock: Option<File>,
+    fleet_floor: u64,
 }
 
 /// What an import did.
@@ -442,8 +557,14 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(&display, e))?;
-        let mut store =
-            SqliteStore { conn, path: path.to_path_buf(), active: Vec::new(), blooms: Vec::new(), _lock: lock };
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            active: Vec::new(),
+            blooms: Vec::new(),
+            _lock: lock,
+            fleet_floor: super::fleet::DEFAULT_FLOOR,
+        };
         store.configure()?;
         store.migrate()?;
         if store._lock.is_some() {
@@ -467,6 +588,26 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The participant floor of fleet prevalence in lookups (never below [`super::fleet::MIN_FLOOR`]).
+    pub fn set_fleet_floor(&mut self, floor: u64) {
+        self.fleet_floor = floor.max(super::fleet::MIN_FLOOR);
+    }
+
+    /// The participant floor of fleet prevalence.
+    pub fn fleet_floor(&self) -> u64 {
+        self.fleet_floor
+    }
+
+    /// The connection (for the store's other modules).
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// An SQLite error with this store's path.
+    pub(super) fn sql_err(&self, e: rusqlite::Error) -> Error {
+        self.err(e)
+    }
+
     fn err(&self, e: rusqlite::Error) -> Error {
         classify(&self.path.display().to_string(), e)
     }
@@ -477,6 +618,8 @@ impl SqliteStore {
         // The last connection to close would checkpoint and delete the WAL and its index, and the next one
         // rebuild them: a millisecond of system calls on every `check`. Writers checkpoint after imports.
         let _ = self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+        // Recording an observation alone uses a dozen statements; the default cache (16) would re-prepare them.
+        self.conn.set_prepared_statement_cache_capacity(64);
         if self._lock.is_none() {
             // A reader of an existing store sets nothing: the journal mode is the store's (WAL, set by the
             // writer that created it), and the rest only matters to writers. Start-up stays short.
@@ -1860,6 +2003,8 @@ pub struct ObservationRow {
     pub samples: i64,
     /// The host profile (JSON).
     pub host: String,
+    /// The host's OS, country and manufacturer, as fleet prevalence counts them.
+    pub host_key: super::fleet::HostKey,
 }
 
 /// One executable seen in an `observe` run, with the run's aggregated figures.
@@ -1922,16 +2067,24 @@ impl SqliteStore {
         Ok(row.and_then(|(a, b, c)| Some(ObservedDigests { sha256: blob(a)?, sha1: blob(b)?, md5: blob(c)? })))
     }
 
-    /// Record an `observe` run: the digests it computed (the cache, by path) and its sightings, in one
-    /// transaction. Returns the observation's id.
+    /// Record an `observe` run: the digests it computed (the cache, by path) and its sightings, rolled up
+    /// for fleet prevalence too, in one transaction. Returns the observation's id, or `None` when this
+    /// participant's run that started at the same second was recorded before (a replay is not counted twice).
     pub fn record_observation(
         &self,
         run: &ObservationRow,
         hashed: &[(String, i64, u64, ObservedDigests)],
         sightings: &[SightingRow],
-    ) -> Result<i64, Error> {
+    ) -> Result<Option<i64>, Error> {
         self.write(|c| {
             let now = unix_now();
+            let seen: Option<i64> = c
+                .prepare_cached("SELECT id FROM observations WHERE participant = ?1 AND started_at = ?2")?
+                .query_row(params![run.participant, run.started_at], |r| r.get(0))
+                .optional()?;
+            if seen.is_some() {
+                return Ok(None);
+            }
             {
                 let mut st = c.prepare_cached(
                     "INSERT OR REPLACE INTO observed_files (path, mtime_ns, size, sha256, sha1, md5, hashed_at) \
@@ -1989,8 +2142,27 @@ impl SqliteStore {
                     s.handles.0,
                     s.handles.1
                 ])?;
+                let roll = super::fleet::RollupRow {
+                    sha256: &s.sha256,
+                    sha1: &s.sha1,
+                    md5: &s.md5,
+                    path: &s.path,
+                    parent: s.parent.as_deref(),
+                    command_line: s.command_line.as_deref(),
+                    owner: s.owner.as_deref(),
+                    platform: s.platform.as_deref(),
+                    cpu_percent: s.cpu_percent,
+                    private_bytes: s.private.0 as f64,
+                    virtual_bytes: s.virtual_bytes.0 as f64,
+                    working_set: s.working_set.0 as f64,
+                    peak_working_set: s.peak_working_set as f64,
+                    threads: s.threads.0,
+                    handles: s.handles.0,
+                    processes: s.processes as f64,
+                };
+                super::fleet::add_sighting(c, &run.participant, run.started_at, &run.host_key, &roll)?;
             }
-            Ok(id)
+            Ok(Some(id))
         })
     }
 

@@ -8,6 +8,7 @@ mod authenticode;
 mod bad_input;
 mod check;
 mod conformance;
+mod fleet;
 mod hardening;
 mod mutation;
 mod observe;

@@ -101,16 +101,18 @@ fn observe_finds_a_known_child_hashes_it_once_and_records_it() {
     let info: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = first["files"].as_array().unwrap().len() + second["files"].as_array().unwrap().len();
     assert_eq!(info["sightings"], rows as u64);
-    assert_eq!(info["schema_version"], 3);
+    assert_eq!(info["schema_version"], 4);
     // One row per run for the child's executable, by SHA-256, with the run's figures.
     let conn = rusqlite::Connection::open(dir.path().join("filerep-store.sqlite")).unwrap();
     let sha_bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).unwrap()).collect();
     let rows: Vec<(String, i64, String, i64, String)> = conn
         .prepare(
-            "SELECT path, processes, owner, ws_max, participant FROM sightings WHERE sha256 = ?1 ORDER BY observation",
+            "SELECT path, processes, owner, ws_max, participant FROM sightings WHERE sha256 = ?1 AND path = ?2 \
+             ORDER BY observation",
         )
         .unwrap()
-        .query_map([&sha_bytes], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        // (Another test may run /bin/sleep itself meanwhile: same digest, another path.)
+        .query_map(rusqlite::params![&sha_bytes, path], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
@@ -129,7 +131,9 @@ fn observe_rejects_bad_durations_and_online_options() {
         (&["observe", "--interval", "50ms"][..], "at least 100ms"),
         (&["observe", "--duration", "25h"][..], "at most 24h"),
         (&["observe", "--duration", "soon"][..], "not a duration"),
-        (&["--remote", "http://127.0.0.1:1", "observe"][..], "--remote applies to check"),
+        (&["--remote", "http://127.0.0.1:1", "observe"][..], "observe sends nothing without --submit"),
+        (&["--provider", "hashlookup", "observe"][..], "--provider applies to check"),
+        (&["--submit", "observe"][..], "--submit needs a remote store"),
     ] {
         let out = filerep(dir.path()).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -149,4 +153,66 @@ fn the_table_lists_the_executables() {
     assert!(stdout.contains("1 sample over"), "{stdout}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("recorded"), "{stderr}");
+}
+
+#[test]
+fn observe_submit_sends_the_observation_to_a_real_serve() {
+    const TOKEN: &str = "observe-token-4f1a";
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join(format!("filerep-submit-sleep-{}", std::process::id()));
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    // A file of its own (sleep plus a tag): its digest is this test's alone.
+    let mut bytes = std::fs::read(&exe).unwrap();
+    bytes.extend_from_slice(format!("filerep-submit-{}", std::process::id()).as_bytes());
+    std::fs::write(&exe, &bytes).unwrap();
+    let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let _child = KillOnDrop(Command::new(&exe).arg("30").spawn().expect("the copy of sleep starts"));
+
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = crate::serve::Server::start(
+        server_dir.path(),
+        &server_dir.path().join("server.sqlite"),
+        &["--min-participants", "5"],
+        &[("FILEREP_SERVE_TOKEN", TOKEN)],
+    );
+    let url = format!("http://{}", server.addr);
+
+    // Without the token: refused before observing, nothing recorded.
+    let out = filerep(dir.path()).args(["--remote", &url, "--submit", "observe", "--duration", "0s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("FILEREP_REMOTE_TOKEN") && stderr.lines().count() == 1, "{stderr}");
+    assert!(!dir.path().join("filerep-store.sqlite").exists());
+
+    let out = filerep(dir.path())
+        .env("FILEREP_REMOTE_TOKEN", TOKEN)
+        .args(["--remote", &url, "--submit", "observe", "--duration", "0s", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("submitted ") && stderr.contains(&url), "{stderr}");
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(find(&doc, exe.canonicalize().unwrap().to_str().unwrap())["sha256"], sha256.as_str());
+
+    // The server knows one participant ran it; below its floor of 5, nothing else.
+    let p = server.get_json(&format!("/v1/files/{sha256}"))["reputation"]["prevalence"].clone();
+    assert_eq!(p["participants"], 1, "{p:#}");
+    assert_eq!(p["withheld"], true);
+    assert!(p["resources"]["working_set"].is_null() && p["process"]["typical_path"].is_null(), "{p:#}");
+
+    // The server gone: exit 2 with one line; the observation stays in the local store.
+    drop(server);
+    let out = filerep(dir.path())
+        .env("FILEREP_REMOTE_TOKEN", TOKEN)
+        .args(["--remote", &url, "--submit", "observe", "--duration", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("the observation is kept in") && last.contains(&url), "{stderr}");
+    let conn = rusqlite::Connection::open(dir.path().join("filerep-store.sqlite")).unwrap();
+    let runs: i64 = conn.query_row("SELECT count(*) FROM observations", [], |r| r.get(0)).unwrap();
+    assert_eq!(runs, 2);
 }

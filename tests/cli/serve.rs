@@ -34,15 +34,15 @@ fn feed(rel: &str) -> PathBuf {
 }
 
 /// A running `filerep serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: mpsc::Receiver<String>,
 }
 
 impl Server {
     /// Start `filerep --db DB serve --listen 127.0.0.1:0 ARGS...` in `dir` and wait for its listening line.
-    fn start(dir: &Path, db: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(dir: &Path, db: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("filerep"));
         cmd.current_dir(dir)
             .env_clear()
@@ -87,18 +87,18 @@ impl Server {
         self.child.id() as i32
     }
 
-    fn get(&self, path: &str) -> Resp {
+    pub(crate) fn get(&self, path: &str) -> Resp {
         http(self.addr, "GET", path, &[], b"")
     }
 
-    fn get_json(&self, path: &str) -> Value {
+    pub(crate) fn get_json(&self, path: &str) -> Value {
         let r = self.get(path);
         assert_eq!(r.status, 200, "GET {path}: {}", r.text());
         assert_eq!(r.header("content-type"), Some("application/json"), "GET {path}");
         r.json()
     }
 
-    fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Resp {
+    pub(crate) fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Resp {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut headers = vec![("Content-Type", "application/json")];
         if let Some(a) = &auth {
@@ -117,27 +117,27 @@ impl Drop for Server {
 
 /// An HTTP answer.
 #[derive(Debug)]
-struct Resp {
-    status: u16,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("JSON body ({e}): {}", self.text()))
     }
 
     /// An error answer: JSON with one `error` line; returns the message.
-    fn error(&self, status: u16) -> String {
+    pub(crate) fn error(&self, status: u16) -> String {
         assert_eq!(self.status, status, "{}", self.text());
         assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.text());
         let v = self.json();
@@ -148,7 +148,7 @@ impl Resp {
 }
 
 /// Send one request (`Connection: close`) and read the whole answer.
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+pub(crate) fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
