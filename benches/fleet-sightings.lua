@@ -23,15 +23,19 @@ local function file(n)
     '"peak_working_set":5000000,"threads":{"mean":4.0,"max":4},"handles":{"mean":12.0,"max":12}}',
     sha(n, 64), sha(n + 7, 40), sha(n + 13, 32), n, n)
 end
--- Ten variants of the executables a machine runs, built once.
+-- FLEET_VARIANTS (default 10) variants of the executables a machine runs, built once.
+local nvariants = tonumber(os.getenv("FLEET_VARIANTS") or "10")
 local variants = {}
-for v = 0, 9 do
+for v = 0, nvariants - 1 do
   local t = {}
   for i = 1, files_per_run do
     t[i] = file((v * 37 + i * 11) % 1000)
   end
   variants[v] = table.concat(t, ",")
 end
+-- FLEET_PARTICIPANTS=N: each wrk thread cycles through N participants (machines reporting again, each run
+-- with a later start); unset, every request is a new participant (the worst case: every count moves).
+local cycle = tonumber(os.getenv("FLEET_PARTICIPANTS") or "0")
 local counter = 0
 local thread_id = 0
 function setup(thread)
@@ -40,10 +44,17 @@ function setup(thread)
 end
 function request()
   counter = counter + 1
-  local participant = string.format("%08x%08x%016x", tid or 0, os.time() % 4294967296, counter)
+  local who = counter
+  if cycle > 0 then
+    who = counter % cycle
+  end
+  local participant = string.format("%08x%08x%016x", tid or 0, os.time() % 4294967296, who)
+  local s = counter
+  local started = string.format("2026-%02d-%02dT%02d:%02d:%02dZ", 1 + math.floor(s / 2419200) % 12,
+    1 + math.floor(s / 86400) % 28, math.floor(s / 3600) % 24, math.floor(s / 60) % 60, s % 60)
   local body = '{"schema_version":1,"participant":"' .. participant .. '","host":{"os_name":"Debian GNU/Linux",' ..
-    '"os_version":"12","country":"DE","manufacturer":"Dell Inc."},"started_at":"2026-11-27T10:00:00Z",' ..
-    '"duration_secs":30.0,"samples":31,"hashed":0,"cached":0,"files":[' .. variants[counter % 10] ..
+    '"os_version":"12","country":"DE","manufacturer":"Dell Inc."},"started_at":"' .. started .. '",' ..
+    '"duration_secs":30.0,"samples":31,"hashed":0,"cached":0,"files":[' .. variants[counter % nvariants] ..
     '],"skipped":{"kernel_threads":0,"permission_denied":0,"vanished":0,"unhashable":0}}'
   return wrk.format("POST", "/v1/sightings",
     { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }, body)

@@ -11,7 +11,8 @@
 //!
 //! Under `cargo test --all-targets` (no `--bench` argument) it runs once on 2,000 sightings as a smoke test.
 //! Results go to stdout as a Markdown table; docs/performance.md keeps the figures. The HTTP figures (ingest
-//! rate over loopback, the query through `filerep serve`) come from benches/fleet-load.sh.
+//! rate over loopback, the query through `filerep serve`) come from benches/fleet-load.sh. The file with
+//! SIGHTINGS sightings has the SHA-256 0100000000000000 followed by 23 zero bytes and 5a.
 
 #![allow(clippy::print_stdout)]
 
@@ -95,7 +96,12 @@ fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(if bench { 100_000 } else { 2_000 });
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&dir.path().join("fleet.sqlite"), Mode::Write).expect("store");
+    // FLEET_BENCH_STORE=PATH keeps the store (benches/fleet-load.sh serves it to measure the query over HTTP).
+    let path = std::env::var_os("FLEET_BENCH_STORE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("fleet.sqlite"));
+    assert!(!path.exists(), "{} exists: the benchmark builds a new store", path.display());
+    let store = SqliteStore::open(&path, Mode::Write).expect("store");
 
     // 1. Ingest: runs of 100 executables.
     let runs = if bench { 1_000 } else { 20 };
@@ -111,6 +117,20 @@ fn main() {
     }
     let ingest = t.elapsed().as_secs_f64();
     let sightings = (runs * files_per_run + runs.min(150)) as f64;
+    // The same, eight runs a transaction (what `filerep serve` does when machines report at once).
+    let t = Instant::now();
+    for g in 0..runs / 8 {
+        let group: Vec<(ObservationRow, Vec<SightingRow>)> = (0..8)
+            .map(|k| {
+                let r = 10_000_000 + g * 8 + k;
+                (run(r, 1_700_000_000), (0..files_per_run).map(|f| sighting(1_000 + f, r)).collect())
+            })
+            .collect();
+        let refs: Vec<(&ObservationRow, &[SightingRow])> = group.iter().map(|(r, s)| (r, s.as_slice())).collect();
+        store.record_observations(&refs).expect("record");
+    }
+    let grouped = t.elapsed().as_secs_f64();
+    let grouped_sightings = ((runs / 8) * 8 * files_per_run) as f64;
 
     // 2. One file seen by n participants, one sighting each (with one other file in each run).
     let t = Instant::now();
@@ -135,6 +155,11 @@ fn main() {
         "| ingest, `record_observation` of {runs} runs × {files_per_run} executables | {:.0} sightings/s ({:.2} ms a run) |",
         sightings / ingest,
         ingest * 1000.0 / runs as f64
+    );
+    println!(
+        "| ingest, `record_observations`, 8 runs a transaction | {:.0} sightings/s ({:.2} ms a run) |",
+        grouped_sightings / grouped,
+        grouped * 1000.0 / ((runs / 8) * 8) as f64
     );
     println!("| building {n} sightings of one file (2 per run) | {:.1} s |", build);
     println!(

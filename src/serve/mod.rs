@@ -191,11 +191,16 @@ struct AppState {
     token: Option<WriteToken>,
     limiter: Option<RateLimiter>,
     participants: RateLimiter<String>,
+    sightings: Mutex<Vec<SightingsJob>>,
     in_flight: Arc<Semaphore>,
     uploads: AtomicU64,
 }
 
 type App = Arc<AppState>;
+
+/// A checked `POST /v1/sightings` waiting for the writer, and where its answer goes.
+type SightingsJob =
+    (sqlite::ObservationRow, Vec<sqlite::SightingRow>, tokio::sync::oneshot::Sender<Result<Option<i64>, ApiError>>);
 
 impl AppState {
     /// Run `f` on a pooled read store, on the blocking pool.
@@ -233,6 +238,58 @@ impl AppState {
             f(&mut store)
         })
         .await
+    }
+}
+
+impl AppState {
+    /// Record a sightings batch. Group commit: the batch joins a queue, and whoever gets the writer next
+    /// records every batch queued by then in one transaction (a server that receives many machines at once
+    /// writes each shared page once per transaction, not once per machine).
+    async fn record_sightings(
+        self: &Arc<Self>,
+        run: sqlite::ObservationRow,
+        rows: Vec<sqlite::SightingRow>,
+    ) -> Result<Option<i64>, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.sightings.lock().unwrap_or_else(|p| p.into_inner()).push((run, rows, tx));
+        {
+            let _one_writer = self.writer.lock().await;
+            let jobs = std::mem::take(&mut *self.sightings.lock().unwrap_or_else(|p| p.into_inner()));
+            if !jobs.is_empty() {
+                let path = self.cfg.store.clone();
+                // Errors reach each waiting request through its channel.
+                let _ = blocking(move || {
+                    let result = SqliteStore::open(&path, Mode::Write).and_then(|store| {
+                        let runs: Vec<(&sqlite::ObservationRow, &[sqlite::SightingRow])> =
+                            jobs.iter().map(|(run, rows, _)| (run, rows.as_slice())).collect();
+                        store.record_observations(&runs)
+                    });
+                    match result {
+                        Ok(ids) => {
+                            for ((_, _, tx), id) in jobs.into_iter().zip(ids) {
+                                let _ = tx.send(Ok(id));
+                            }
+                        }
+                        Err(e) => {
+                            let e = ApiError::store(e);
+                            for (_, _, tx) in jobs {
+                                let _ = tx.send(Err(ApiError {
+                                    status: e.status,
+                                    message: e.message.clone(),
+                                    retry_after: e.retry_after,
+                                }));
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+            }
+        }
+        match rx.await {
+            Ok(answer) => answer,
+            Err(_) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error while recording sightings")),
+        }
     }
 }
 
@@ -335,6 +392,7 @@ pub fn run(cfg: Config, on_listening: impl FnOnce(SocketAddr)) -> Result<(), Err
         token: cfg.token.as_deref().map(WriteToken::new),
         limiter: (cfg.rate_limit > 0).then(|| RateLimiter::new(cfg.rate_limit, cfg.rate_burst.max(cfg.rate_limit))),
         in_flight: Arc::new(Semaphore::new(cfg.max_in_flight.clamp(1, Semaphore::MAX_PERMITS))),
+        sightings: Mutex::new(Vec::new()),
         participants: RateLimiter::with_rate(
             1.0 / cfg.sightings_interval.as_secs_f64().max(0.001),
             cfg.sightings_burst,
@@ -776,6 +834,7 @@ struct InfoResponse {
     store_schema_version: i64,
     feeds: Vec<FeedRow>,
     reports: i64,
+    sightings: i64,
     writes_enabled: bool,
     limits: InfoLimits,
 }
@@ -792,6 +851,11 @@ struct InfoLimits {
     rate_limit_per_second: u32,
     rate_limit_burst: u32,
     request_timeout_seconds: u64,
+    min_participants: u64,
+    max_sightings_per_batch: usize,
+    max_sightings_body_bytes: u64,
+    sightings_interval_seconds: f64,
+    sightings_burst: u32,
 }
 
 async fn get_info(State(app): State<App>) -> Result<Response, ApiError> {
@@ -807,6 +871,11 @@ async fn get_info(State(app): State<App>) -> Result<Response, ApiError> {
         rate_limit_per_second: cfg.rate_limit,
         rate_limit_burst: if cfg.rate_limit == 0 { 0 } else { cfg.rate_burst.max(cfg.rate_limit) },
         request_timeout_seconds: cfg.request_timeout.as_secs(),
+        min_participants: cfg.min_participants.max(crate::store::fleet::MIN_FLOOR),
+        max_sightings_per_batch: cfg.max_sightings_per_batch,
+        max_sightings_body_bytes: cfg.max_sightings_body_bytes,
+        sightings_interval_seconds: cfg.sightings_interval.as_secs_f64(),
+        sightings_burst: cfg.sightings_burst,
     };
     let writes_enabled = app.token.is_some();
     let (info, reports) = app
@@ -821,6 +890,7 @@ async fn get_info(State(app): State<App>) -> Result<Response, ApiError> {
         store_schema_version: info.schema_version,
         feeds: info.feeds,
         reports,
+        sightings: info.sightings,
         writes_enabled,
         limits,
     }))
@@ -1041,7 +1111,7 @@ async fn post_sightings(State(app): State<App>, req: Request) -> Result<Response
         return Err(e);
     }
     let files = rows.len();
-    let id = app.write(move |store| store.record_observation(&run, &[], &rows).map_err(ApiError::store)).await?;
+    let id = app.record_sightings(run, rows).await?;
     Ok(json(&serde_json::json!({ "recorded": if id.is_some() { files } else { 0 }, "duplicate": id.is_none() })))
 }
 

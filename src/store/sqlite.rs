@@ -2044,6 +2044,101 @@ pub struct SightingRow {
     pub handles: (f64, i64),
 }
 
+/// [`SqliteStore::record_observation`] inside the caller's transaction.
+fn record_run(
+    c: &Connection,
+    run: &ObservationRow,
+    hashed: &[(String, i64, u64, ObservedDigests)],
+    sightings: &[SightingRow],
+) -> Result<Option<i64>, Error> {
+    let now = unix_now();
+    let seen: Option<i64> = c
+        .prepare_cached("SELECT id FROM observations WHERE participant = ?1 AND started_at = ?2")?
+        .query_row(params![run.participant, run.started_at], |r| r.get(0))
+        .optional()?;
+    if seen.is_some() {
+        return Ok(None);
+    }
+    {
+        let mut st = c.prepare_cached(
+            "INSERT OR REPLACE INTO observed_files (path, mtime_ns, size, sha256, sha1, md5, hashed_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (path, mtime_ns, size, d) in hashed {
+            st.execute(params![
+                path,
+                mtime_ns,
+                i64::try_from(*size).unwrap_or(i64::MAX),
+                &d.sha256[..],
+                &d.sha1[..],
+                &d.md5[..],
+                now
+            ])?;
+        }
+    }
+    c.prepare_cached(
+        "INSERT INTO observations (participant, started_at, duration_ms, samples, host) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![run.participant, run.started_at, run.duration_ms, run.samples, run.host])?;
+    let id = c.last_insert_rowid();
+    let mut st = c.prepare_cached(
+        "INSERT INTO sightings (observation, participant, sha256, sha1, md5, path, observed_at, processes, \
+             parent, command_line, owner, platform, cpu_percent, private_mean, private_max, virtual_mean, \
+             virtual_max, ws_mean, ws_max, peak_ws, threads_mean, threads_max, handles_mean, handles_max) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
+             ?21, ?22, ?23, ?24)",
+    )?;
+    for s in sightings {
+        st.execute(params![
+            id,
+            run.participant,
+            &s.sha256[..],
+            &s.sha1[..],
+            &s.md5[..],
+            s.path,
+            run.started_at,
+            s.processes,
+            s.parent,
+            s.command_line,
+            s.owner,
+            s.platform,
+            s.cpu_percent,
+            s.private.0,
+            s.private.1,
+            s.virtual_bytes.0,
+            s.virtual_bytes.1,
+            s.working_set.0,
+            s.working_set.1,
+            s.peak_working_set,
+            s.threads.0,
+            s.threads.1,
+            s.handles.0,
+            s.handles.1
+        ])?;
+        let roll = super::fleet::RollupRow {
+            sha256: &s.sha256,
+            sha1: &s.sha1,
+            md5: &s.md5,
+            path: &s.path,
+            parent: s.parent.as_deref(),
+            command_line: s.command_line.as_deref(),
+            owner: s.owner.as_deref(),
+            platform: s.platform.as_deref(),
+            cpu_percent: s.cpu_percent,
+            private_bytes: s.private.0 as f64,
+            virtual_bytes: s.virtual_bytes.0 as f64,
+            working_set: s.working_set.0 as f64,
+            peak_working_set: s.peak_working_set as f64,
+            threads: s.threads.0,
+            handles: s.handles.0,
+            processes: s.processes as f64,
+        };
+        super::fleet::add_sighting(c, &run.participant, run.started_at, &run.host_key, &roll)?;
+    }
+    Ok(Some(id))
+}
+
 fn blob<const N: usize>(v: Vec<u8>) -> Option<[u8; N]> {
     v.try_into().ok()
 }
@@ -2076,94 +2171,13 @@ impl SqliteStore {
         hashed: &[(String, i64, u64, ObservedDigests)],
         sightings: &[SightingRow],
     ) -> Result<Option<i64>, Error> {
-        self.write(|c| {
-            let now = unix_now();
-            let seen: Option<i64> = c
-                .prepare_cached("SELECT id FROM observations WHERE participant = ?1 AND started_at = ?2")?
-                .query_row(params![run.participant, run.started_at], |r| r.get(0))
-                .optional()?;
-            if seen.is_some() {
-                return Ok(None);
-            }
-            {
-                let mut st = c.prepare_cached(
-                    "INSERT OR REPLACE INTO observed_files (path, mtime_ns, size, sha256, sha1, md5, hashed_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for (path, mtime_ns, size, d) in hashed {
-                    st.execute(params![
-                        path,
-                        mtime_ns,
-                        i64::try_from(*size).unwrap_or(i64::MAX),
-                        &d.sha256[..],
-                        &d.sha1[..],
-                        &d.md5[..],
-                        now
-                    ])?;
-                }
-            }
-            c.prepare_cached(
-                "INSERT INTO observations (participant, started_at, duration_ms, samples, host) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![run.participant, run.started_at, run.duration_ms, run.samples, run.host])?;
-            let id = c.last_insert_rowid();
-            let mut st = c.prepare_cached(
-                "INSERT INTO sightings (observation, participant, sha256, sha1, md5, path, observed_at, processes, \
-                 parent, command_line, owner, platform, cpu_percent, private_mean, private_max, virtual_mean, \
-                 virtual_max, ws_mean, ws_max, peak_ws, threads_mean, threads_max, handles_mean, handles_max) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-                 ?21, ?22, ?23, ?24)",
-            )?;
-            for s in sightings {
-                st.execute(params![
-                    id,
-                    run.participant,
-                    &s.sha256[..],
-                    &s.sha1[..],
-                    &s.md5[..],
-                    s.path,
-                    run.started_at,
-                    s.processes,
-                    s.parent,
-                    s.command_line,
-                    s.owner,
-                    s.platform,
-                    s.cpu_percent,
-                    s.private.0,
-                    s.private.1,
-                    s.virtual_bytes.0,
-                    s.virtual_bytes.1,
-                    s.working_set.0,
-                    s.working_set.1,
-                    s.peak_working_set,
-                    s.threads.0,
-                    s.threads.1,
-                    s.handles.0,
-                    s.handles.1
-                ])?;
-                let roll = super::fleet::RollupRow {
-                    sha256: &s.sha256,
-                    sha1: &s.sha1,
-                    md5: &s.md5,
-                    path: &s.path,
-                    parent: s.parent.as_deref(),
-                    command_line: s.command_line.as_deref(),
-                    owner: s.owner.as_deref(),
-                    platform: s.platform.as_deref(),
-                    cpu_percent: s.cpu_percent,
-                    private_bytes: s.private.0 as f64,
-                    virtual_bytes: s.virtual_bytes.0 as f64,
-                    working_set: s.working_set.0 as f64,
-                    peak_working_set: s.peak_working_set as f64,
-                    threads: s.threads.0,
-                    handles: s.handles.0,
-                    processes: s.processes as f64,
-                };
-                super::fleet::add_sighting(c, &run.participant, run.started_at, &run.host_key, &roll)?;
-            }
-            Ok(Some(id))
-        })
+        self.write(|c| record_run(c, run, hashed, sightings))
+    }
+
+    /// Record several runs (from other machines: no digest cache) in ONE transaction: a server that receives
+    /// many at once commits them together. One answer per run, as [`Self::record_observation`]'s.
+    pub fn record_observations(&self, runs: &[(&ObservationRow, &[SightingRow])]) -> Result<Vec<Option<i64>>, Error> {
+        self.write(|c| runs.iter().map(|(run, sightings)| record_run(c, run, &[], sightings)).collect())
     }
 
     /// Rows in `sightings`.
