@@ -105,7 +105,7 @@ footer{color:var(--dim);font-size:13px;text-align:center;margin-top:22px}
 footer a{color:#175cd3}
 .dist{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:10px 24px}
 .dist h3{font-size:13px;margin:6px 0;color:#344054;font-weight:600}
-.barrow{display:grid;grid-template-columns:minmax(90px,40%) 1fr 52px;gap:8px;align-items:center;font-size:13.5px;padding:2px 0}
+.barrow{display:grid;grid-template-columns:minmax(110px,50%) 1fr 52px;gap:8px;align-items:center;font-size:13.5px;padding:2px 0}
 .barrow .lbl{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .barrow .track{background:var(--unk-bg);border-radius:4px;height:12px;overflow:hidden}
 .barrow .fill{background:#175cd3;height:100%}
