@@ -28,6 +28,8 @@ pub struct Args {
 /// Run `observe`; with `--submit`, send the observation to the remote store after recording it here.
 pub fn run(args: &Args, db: Option<&std::path::Path>, online: &super::online::OnlineArgs) -> Result<u8> {
     let config = crate::config::load()?;
+    // `FILEREP_OBSERVE_BACKEND`: checked before anything else, so that a typo costs no wait.
+    let backend = observe::BackendKind::from_env()?;
     // Resolved (URL and token checked) before observing, so that a mistake costs no wait.
     let remote = if online.submit {
         let o = super::online::Online::resolve(online, db)?;
@@ -39,7 +41,8 @@ pub fn run(args: &Args, db: Option<&std::path::Path>, online: &super::online::On
     } else {
         None
     };
-    let opts = Options { duration: args.duration, interval: args.interval, country: config.observe.country.clone() };
+    let opts =
+        Options { duration: args.duration, interval: args.interval, country: config.observe.country.clone(), backend };
     opts.validate().map_err(anyhow::Error::msg)?;
     let path = crate::store::sqlite::resolve_path(db)?;
     let mut progress = |line: &str| {

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
-use super::ProcSample;
+use super::{Pass, ProcSample, Skip};
 
-/// Processes looked at per sample, at most.
-pub const MAX_PROCESSES: usize = 100_000;
+pub use super::MAX_PROCESSES;
 /// Bytes of a command line read, at most.
 pub const MAX_CMDLINE: u64 = 64 * 1024;
 
@@ -128,18 +127,6 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, (String, String)> {
     out
 }
 
-/// The platform of an executable from its first bytes: the ELF class (or a PE's machine, for Wine).
-pub fn platform_of_header(head: &[u8]) -> Option<&'static str> {
-    if head.len() >= 5 && head[..4] == *b"\x7fELF" {
-        return match head[4] {
-            1 => Some("32-bit"),
-            2 => Some("64-bit"),
-            _ => None,
-        };
-    }
-    None
-}
-
 /// The process ids under `proc` (at most [`MAX_PROCESSES`]).
 pub fn list_pids(proc: &Path) -> std::io::Result<Vec<u32>> {
     let mut pids = Vec::new();
@@ -160,28 +147,6 @@ fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     std::fs::File::open(path)?.take(cap).read_to_end(&mut buf)?;
     Ok(buf)
-}
-
-/// Why a process was not sampled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
-    /// A kernel thread (no executable).
-    KernelThread,
-    /// Its executable cannot be read by this user.
-    PermissionDenied,
-    /// It exited while being read.
-    Vanished,
-}
-
-/// What one pass over `/proc` saw.
-#[derive(Debug, Default)]
-pub struct Pass {
-    /// The processes sampled.
-    pub samples: Vec<ProcSample>,
-    /// Every process's name, by pid (for parent names).
-    pub names: HashMap<u32, String>,
-    /// The processes skipped: (pid, start, why).
-    pub skipped: Vec<(u32, u64, Skip)>,
 }
 
 /// Read one process.
@@ -308,14 +273,6 @@ RssAnon:\t      96 kB\nRssFile:\t     804 kB\nRssShmem:\t       0 kB\nThreads:\t
         assert_eq!(p[&0], ("root".to_string(), "/root".to_string()));
         assert_eq!(p[&1000], ("alice".to_string(), "/home/alice".to_string()));
         assert_eq!(p.len(), 2);
-    }
-
-    #[test]
-    fn elf_class_gives_the_platform() {
-        assert_eq!(platform_of_header(b"\x7fELF\x02\x01"), Some("64-bit"));
-        assert_eq!(platform_of_header(b"\x7fELF\x01"), Some("32-bit"));
-        assert_eq!(platform_of_header(b"MZ\x90\x00\x03"), None);
-        assert_eq!(platform_of_header(b"\x7fEL"), None);
     }
 
     #[test]

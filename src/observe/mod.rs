@@ -1,11 +1,15 @@
 //! `filerep observe`: which executables run on this machine, and how heavily (issue 7, "fleet prevalence").
 //!
-//! The running processes are sampled every `interval` for `duration` ([`linux`] reads `/proc`; other
-//! platforms are not supported in this version). Each executable is hashed once per (path, modification
+//! The running processes are sampled every `interval` for `duration` by a [`Backend`]: on Linux [`linux`]
+//! reads `/proc`; on every other platform [`portable`] asks the `sysinfo` crate (Windows, macOS, the BSDs),
+//! which Linux can use too with `FILEREP_OBSERVE_BACKEND=sysinfo` (`proc`, the default there, or `sysinfo`;
+//! see [`BackendKind`]). Each executable is hashed once per (path, modification
 //! time, size): the digests are cached in the store (`observed_files`), so a second run re-hashes nothing
 //! that did not change. The samples are aggregated per executable path ([`Aggregator`]): processes, CPU
 //! share, private/virtual memory and working set (mean and maximum over the samples), the peak working set,
 //! threads and handles, the owner, the most common parent and one redacted command line ([`redact`]).
+//! The `sysinfo` backend fills fewer figures (no private bytes outside Windows, threads only on Linux, no
+//! owner on Windows): [`portable`] says which.
 //!
 //! The result, with the host profile ([`host`]) and the participant id (random, kept next to the store),
 //! is recorded in the local store (`observations`, `sightings`). Nothing leaves the machine.
@@ -13,6 +17,7 @@
 pub mod host;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod portable;
 pub mod redact;
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,13 +37,25 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 /// Processes followed per executable in one run (a day of short-lived processes stays bounded in memory).
 pub const MAX_TRACKED_PROCESSES: usize = 100_000;
+/// Processes looked at per sample, at most.
+pub const MAX_PROCESSES: usize = 100_000;
+/// The environment variable that chooses the sampling backend ([`BackendKind`]).
+pub const BACKEND_ENV: &str = "FILEREP_OBSERVE_BACKEND";
 
 /// Why an observation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Not Linux.
-    #[error("observe is supported on Linux only in this version")]
+    /// A platform that neither `/proc` nor `sysinfo` can sample.
+    #[error("observe is not supported on this platform (sysinfo cannot list its processes)")]
     Unsupported,
+    /// `FILEREP_OBSERVE_BACKEND` names no backend (or one this platform does not have).
+    #[error("{BACKEND_ENV}={value:?} is not a sampling backend here: use {accepted}")]
+    BadBackend {
+        /// The value given.
+        value: String,
+        /// The accepted values, for the message.
+        accepted: &'static str,
+    },
     /// `/proc` cannot be read.
     #[error("cannot read the process list in {path}: {source} (is /proc mounted?)")]
     NoProc {
@@ -85,6 +102,8 @@ pub struct Options {
     pub interval: Duration,
     /// `[observe] country` from the configuration.
     pub country: Option<String>,
+    /// How the processes are sampled.
+    pub backend: BackendKind,
 }
 
 impl Options {
@@ -139,6 +158,180 @@ pub struct ProcSample {
     pub private_bytes: u64,
     /// Open file descriptors (`None` when they cannot be listed).
     pub fds: Option<u64>,
+}
+
+/// Why a process was not sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A kernel thread (no executable).
+    KernelThread,
+    /// Its executable cannot be read by this user.
+    PermissionDenied,
+    /// It exited while being read.
+    Vanished,
+}
+
+/// What one pass over the processes saw (either backend).
+#[derive(Debug, Default)]
+pub struct Pass {
+    /// The processes sampled.
+    pub samples: Vec<ProcSample>,
+    /// Every process's name, by pid (for parent names).
+    pub names: HashMap<u32, String>,
+    /// The processes skipped: (pid, start, why).
+    pub skipped: Vec<(u32, u64, Skip)>,
+}
+
+/// The platform of an executable from its first bytes: the ELF class (or a PE's machine, for Wine).
+pub fn platform_of_header(head: &[u8]) -> Option<&'static str> {
+    if head.len() >= 5 && head[..4] == *b"\x7fELF" {
+        return match head[4] {
+            1 => Some("32-bit"),
+            2 => Some("64-bit"),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// Which backend samples the processes: `/proc` (Linux only, its default) or `sysinfo` (everywhere else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// `/proc` ([`linux`]).
+    Proc,
+    /// The `sysinfo` crate ([`portable`]).
+    Sysinfo,
+}
+
+impl Default for BackendKind {
+    fn default() -> Self {
+        if cfg!(target_os = "linux") { Self::Proc } else { Self::Sysinfo }
+    }
+}
+
+impl BackendKind {
+    /// The values [`BackendKind::parse`] accepts on this platform, for messages.
+    pub const ACCEPTED: &'static str =
+        if cfg!(target_os = "linux") { "proc or sysinfo" } else { "sysinfo (/proc is read on Linux only)" };
+
+    /// The backend named by `FILEREP_OBSERVE_BACKEND` (`None` or empty: the platform's default).
+    pub fn parse(value: Option<&str>) -> Result<Self, Error> {
+        match value.map(str::trim) {
+            None | Some("") => Ok(Self::default()),
+            Some("sysinfo") => Ok(Self::Sysinfo),
+            Some("proc") if cfg!(target_os = "linux") => Ok(Self::Proc),
+            Some(other) => Err(Error::BadBackend { value: other.to_string(), accepted: Self::ACCEPTED }),
+        }
+    }
+
+    /// The backend chosen by the environment ([`BACKEND_ENV`]).
+    pub fn from_env() -> Result<Self, Error> {
+        let value = std::env::var_os(BACKEND_ENV).map(|v| v.to_string_lossy().into_owned());
+        Self::parse(value.as_deref())
+    }
+}
+
+/// A sampling backend with what the observation needs of it besides the samples: where to read a
+/// process's executable (to hash it and read its header), the owners' names, and the clock of `cpu_ticks`.
+#[derive(Debug)]
+pub enum Backend {
+    /// `/proc` (normally `/proc`), with `/etc/passwd`: uid → (name, home).
+    #[cfg(target_os = "linux")]
+    Proc {
+        /// The `/proc` directory.
+        proc: PathBuf,
+        /// `/etc/passwd`.
+        passwd: HashMap<u32, (String, String)>,
+    },
+    /// `sysinfo`, with the system's user names by uid.
+    Sysinfo {
+        /// The sampler (one `sysinfo::System` for the whole observation).
+        sampler: Box<portable::Sampler>,
+        /// uid → user name.
+        users: HashMap<u32, String>,
+    },
+}
+
+impl Backend {
+    /// Open the backend of `kind`: check that it can list the processes here.
+    pub fn open(kind: BackendKind) -> Result<Self, Error> {
+        match kind {
+            #[cfg(target_os = "linux")]
+            BackendKind::Proc => {
+                let proc = PathBuf::from("/proc");
+                std::fs::metadata(proc.join("self/stat"))
+                    .map_err(|source| Error::NoProc { path: proc.display().to_string(), source })?;
+                let passwd =
+                    std::fs::read_to_string("/etc/passwd").map(|t| linux::parse_passwd(&t)).unwrap_or_default();
+                Ok(Self::Proc { proc, passwd })
+            }
+            #[cfg(not(target_os = "linux"))]
+            BackendKind::Proc => Err(Error::BadBackend { value: "proc".into(), accepted: BackendKind::ACCEPTED }),
+            BackendKind::Sysinfo => {
+                if !sysinfo::IS_SUPPORTED_SYSTEM {
+                    return Err(Error::Unsupported);
+                }
+                Ok(Self::Sysinfo { sampler: Box::default(), users: portable::Sampler::user_names() })
+            }
+        }
+    }
+
+    /// One pass over the processes.
+    pub fn sample(&mut self) -> Result<Pass, Error> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Proc { proc, .. } => {
+                linux::sample(proc).map_err(|source| Error::NoProc { path: proc.display().to_string(), source })
+            }
+            Self::Sysinfo { sampler, .. } => Ok(sampler.sample()),
+        }
+    }
+
+    /// The file to hash for a sampled process: `/proc/PID/exe` (the very file it runs, even deleted or
+    /// replaced), or the executable's path (`None` when it was deleted or replaced: the file now at that
+    /// path is not the one running, and the process's executable is counted as unhashable).
+    pub fn exe_file(&self, s: &ProcSample) -> Option<PathBuf> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Proc { proc, .. } => Some(proc.join(s.pid.to_string()).join("exe")),
+            Self::Sysinfo { .. } => (!s.deleted).then(|| PathBuf::from(&s.exe)),
+        }
+    }
+
+    /// The owner of `uid`: (user name, home directory if known).
+    pub fn account(&self, uid: u32) -> Option<(&str, Option<&str>)> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Proc { passwd, .. } => passwd.get(&uid).map(|(n, h)| (n.as_str(), Some(h.as_str()))),
+            Self::Sysinfo { users, .. } => users.get(&uid).map(|n| (n.as_str(), None)),
+        }
+    }
+
+    /// Units of `cpu_ticks` per second: the kernel's clock ticks for `/proc`, milliseconds for `sysinfo`.
+    pub fn clock_ticks(&self) -> f64 {
+        match self {
+            #[cfg(target_os = "linux")]
+            Self::Proc { .. } => linux::clock_ticks(),
+            Self::Sysinfo { .. } => portable::CLOCK_TICKS,
+        }
+    }
+}
+
+/// A file's modification time in nanoseconds since the epoch (0 when unknown).
+fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
+    }
+    #[cfg(not(unix))]
+    {
+        meta.modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_nanos()).ok())
+            .unwrap_or(0)
+    }
 }
 
 /// A figure in bytes over the samples.
@@ -461,20 +654,10 @@ pub fn hash_file(path: &Path) -> io::Result<ObservedDigests> {
 
 /// Observe this machine and record the result in the store at `store_path`. `progress` gets one line now
 /// and then (for stderr).
-#[cfg(not(target_os = "linux"))]
-pub fn run(_store_path: &Path, _opts: &Options, _progress: &mut dyn FnMut(&str)) -> Result<Observation, Error> {
-    Err(Error::Unsupported)
-}
-
-/// Observe this machine and record the result in the store at `store_path`. `progress` gets one line now
-/// and then (for stderr).
-#[cfg(target_os = "linux")]
 pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Observation, Error> {
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-    let proc = Path::new("/proc");
-    let no_proc = |source| Error::NoProc { path: proc.display().to_string(), source };
-    std::fs::metadata(proc.join("self/stat")).map_err(no_proc)?;
+    let mut backend = Backend::open(opts.backend)?;
     if !store_path.exists() {
         // Create (and migrate) it now and let go: a reader that creates the store holds the writer lock for as
         // long as it is open, and an observation may last hours.
@@ -482,7 +665,6 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     }
     let store = SqliteStore::open(store_path, crate::store::sqlite::Mode::Read)?;
     let participant = participant_id(store_path)?;
-    let passwd = std::fs::read_to_string("/etc/passwd").map(|t| linux::parse_passwd(&t)).unwrap_or_default();
     let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let t0 = Instant::now();
     let samples = opts.samples();
@@ -498,7 +680,7 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     let mut digests: HashMap<String, (ObservedDigests, Option<&'static str>, bool)> = HashMap::new();
     let mut hashed: Vec<(String, i64, u64, ObservedDigests)> = Vec::new();
     let mut cached = 0u64;
-    let mut skipped: HashMap<(u32, u64), linux::Skip> = HashMap::new();
+    let mut skipped: HashMap<(u32, u64), Skip> = HashMap::new();
     for i in 0..samples {
         if i > 0 {
             let due = opts.interval.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
@@ -507,7 +689,7 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
             }
         }
         let at = t0.elapsed().as_secs_f64();
-        let pass = linux::sample(proc).map_err(no_proc)?;
+        let pass = backend.sample()?;
         for (pid, start, why) in &pass.skipped {
             if skipped.len() < 4 * MAX_TRACKED_PROCESSES {
                 skipped.entry((*pid, *start)).or_insert(*why);
@@ -517,20 +699,17 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
             if digests.contains_key(&s.exe) {
                 continue;
             }
-            let exe_link = proc.join(s.pid.to_string()).join("exe");
-            let Ok(meta) = std::fs::metadata(&exe_link) else { continue };
-            let mtime_ns = {
-                use std::os::unix::fs::MetadataExt as _;
-                meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec())
-            };
-            let platform = read_head(&exe_link).and_then(|h| linux::platform_of_header(&h));
+            let Some(exe_file) = backend.exe_file(s) else { continue };
+            let Ok(meta) = std::fs::metadata(&exe_file) else { continue };
+            let mtime_ns = mtime_ns(&meta);
+            let platform = read_head(&exe_file).and_then(|h| platform_of_header(&h));
             let key = if s.deleted { format!("{} (deleted)", s.exe) } else { s.exe.clone() };
             if let Some(d) = store.observed_file_get(&key, mtime_ns, meta.len())? {
                 cached += 1;
                 digests.insert(s.exe.clone(), (d, platform, true));
                 continue;
             }
-            match hash_file(&exe_link) {
+            match hash_file(&exe_file) {
                 Ok(d) => {
                     hashed.push((key, mtime_ns, meta.len(), d.clone()));
                     digests.insert(s.exe.clone(), (d, platform, false));
@@ -556,22 +735,23 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     };
     for why in skipped.values() {
         match why {
-            linux::Skip::KernelThread => out.skipped.kernel_threads += 1,
-            linux::Skip::PermissionDenied => out.skipped.permission_denied += 1,
-            linux::Skip::Vanished => out.skipped.vanished += 1,
+            Skip::KernelThread => out.skipped.kernel_threads += 1,
+            Skip::PermissionDenied => out.skipped.permission_denied += 1,
+            Skip::Vanished => out.skipped.vanished += 1,
         }
     }
     let mut rows = Vec::new();
-    for f in agg.figures(linux::clock_ticks(), cpus) {
+    for f in agg.figures(backend.clock_ticks(), cpus) {
         let Some((d, platform, from_cache)) = digests.get(&f.path) else {
             out.skipped.unhashable += 1;
             continue;
         };
-        let account = f.uid.and_then(|u| passwd.get(&u));
-        let owner = account.map(|(n, _)| n.clone()).or_else(|| f.uid.map(|u| u.to_string()));
-        let command_line = f.cmdline.as_ref().map(|args| {
-            redact::redact_command_line(args, account.map(|(n, _)| n.as_str()), account.map(|(_, h)| h.as_str()))
-        });
+        let account = f.uid.and_then(|u| backend.account(u));
+        let owner = account.map(|(n, _)| n.to_string()).or_else(|| f.uid.map(|u| u.to_string()));
+        let command_line = f
+            .cmdline
+            .as_ref()
+            .map(|args| redact::redact_command_line(args, account.map(|(n, _)| n), account.and_then(|(_, h)| h)));
         let sighting = FileSighting {
             sha256: crate::hex::encode(&d.sha256),
             sha1: crate::hex::encode(&d.sha1),
@@ -608,7 +788,6 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     Ok(out)
 }
 
-#[cfg(target_os = "linux")]
 fn read_head(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read as _;
     let mut head = Vec::with_capacity(8);
@@ -665,6 +844,7 @@ mod tests {
             duration: Duration::from_millis(d),
             interval: Duration::from_millis(i),
             country: None,
+            backend: BackendKind::default(),
         };
         assert_eq!(o(1000, 200).samples(), 6);
         assert_eq!(o(0, 1000).samples(), 1);
@@ -747,6 +927,31 @@ mod tests {
         }
         std::fs::write(participant_path(&store), "garbage").unwrap();
         assert!(participant_id(&store).is_err());
+    }
+
+    #[test]
+    fn elf_class_gives_the_platform() {
+        assert_eq!(platform_of_header(b"\x7fELF\x02\x01"), Some("64-bit"));
+        assert_eq!(platform_of_header(b"\x7fELF\x01"), Some("32-bit"));
+        assert_eq!(platform_of_header(b"MZ\x90\x00\x03"), None);
+        assert_eq!(platform_of_header(b"\x7fEL"), None);
+    }
+
+    #[test]
+    fn the_backend_is_chosen_by_the_environment_value() {
+        assert_eq!(BackendKind::parse(None).unwrap(), BackendKind::default());
+        assert_eq!(BackendKind::parse(Some("")).unwrap(), BackendKind::default());
+        assert_eq!(BackendKind::parse(Some("sysinfo")).unwrap(), BackendKind::Sysinfo);
+        if cfg!(target_os = "linux") {
+            assert_eq!(BackendKind::default(), BackendKind::Proc);
+            assert_eq!(BackendKind::parse(Some("proc")).unwrap(), BackendKind::Proc);
+        } else {
+            assert_eq!(BackendKind::default(), BackendKind::Sysinfo);
+            assert!(BackendKind::parse(Some("proc")).is_err());
+        }
+        let e = BackendKind::parse(Some("wmi")).unwrap_err().to_string();
+        assert!(e.contains("FILEREP_OBSERVE_BACKEND") && e.contains("\"wmi\"") && e.contains("sysinfo"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]

@@ -23,10 +23,17 @@ impl Drop for KillOnDrop {
 }
 
 fn observe(dir: &Path) -> Value {
-    let out = filerep(dir)
-        .args(["observe", "--duration", "1s", "--interval", "200ms", "--json"])
-        .output()
-        .expect("filerep runs");
+    observe_with(dir, None)
+}
+
+/// `observe` for 1 s, with `FILEREP_OBSERVE_BACKEND` set to `backend` if given.
+fn observe_with(dir: &Path, backend: Option<&str>) -> Value {
+    let mut cmd = filerep(dir);
+    if let Some(b) = backend {
+        cmd.env("FILEREP_OBSERVE_BACKEND", b);
+    }
+    let out =
+        cmd.args(["observe", "--duration", "1s", "--interval", "200ms", "--json"]).output().expect("filerep runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "observe failed: {stderr}");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"))
@@ -122,6 +129,57 @@ fn observe_finds_a_known_child_hashes_it_once_and_records_it() {
     }
     let runs: i64 = conn.query_row("SELECT count(*) FROM observations", [], |r| r.get(0)).unwrap();
     assert_eq!(runs, 2);
+}
+
+#[test]
+fn the_sysinfo_backend_finds_the_known_child_with_its_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "fedcba9876543210fedcba9876543210";
+    std::fs::create_dir(dir.path().join(secret)).unwrap();
+    let exe = dir.path().join(secret).join(format!("filerep-sysinfo-sleep-{}", std::process::id()));
+    std::fs::copy("/bin/sleep", &exe).unwrap();
+    let exe = exe.canonicalize().unwrap();
+    let sha256: String = Sha256::digest(std::fs::read(&exe).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    let _child = KillOnDrop(Command::new(&exe).arg("30").spawn().expect("the copy of sleep starts"));
+    let id = |flag: &str| {
+        String::from_utf8(Command::new("id").arg(flag).output().unwrap().stdout).unwrap().trim().to_string()
+    };
+    let (user, uid) = (id("-un"), id("-u"));
+
+    let doc = observe_with(dir.path(), Some("sysinfo"));
+    assert_eq!(doc["samples"], 6);
+    let f = find(&doc, exe.to_str().unwrap());
+    assert_eq!(f["sha256"], sha256.as_str());
+    assert!(f["processes"].as_u64().unwrap() >= 1, "{f:#}");
+    assert!(f["working_set"]["max"].as_u64().unwrap() > 0, "{f:#}");
+    assert!(f["peak_working_set"].as_u64().unwrap() > 0, "{f:#}");
+    assert!(f["threads"]["max"].as_u64().unwrap() >= 1, "{f:#}");
+    assert!(f["owner"] == user.as_str() || f["owner"] == uid.as_str(), "{f:#}");
+    assert!(matches!(f["platform"].as_str(), Some("64-bit" | "32-bit")), "{f:#}");
+    assert!(f["cpu_percent"].as_f64().is_some_and(|c| (0.0..=100.0).contains(&c)), "{f:#}");
+    let cmd = f["command_line"].as_str().unwrap();
+    assert!(cmd.contains("/<redacted>/filerep-sysinfo-sleep-"), "{cmd}");
+    assert!(cmd.ends_with(" 30") && !cmd.contains(secret), "{cmd}");
+    assert!(f["parent"].is_string(), "{f:#}");
+    // The test runner (this process) is seen too, each of its threads not as a process of its own.
+    let me = std::env::current_exe().unwrap().canonicalize().unwrap();
+    assert_eq!(find(&doc, me.to_str().unwrap())["processes"], 1);
+}
+
+#[test]
+fn a_bad_backend_is_refused_with_the_accepted_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = filerep(dir.path())
+        .env("FILEREP_OBSERVE_BACKEND", "wmi")
+        .args(["observe", "--duration", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("FILEREP_OBSERVE_BACKEND") && stderr.contains("wmi"), "{stderr}");
+    assert!(stderr.contains("proc or sysinfo"), "{stderr}");
+    assert!(!dir.path().join("filerep-store.sqlite").exists(), "nothing was recorded");
 }
 
 #[test]
