@@ -128,8 +128,17 @@ pub fn profile(country: Option<String>) -> HostProfile {
     let text = std::fs::read_to_string("/etc/os-release")
         .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
         .unwrap_or_default();
-    let (os_name, os_version, os_pretty_name) = parse_os_release(&text);
-    let (kernel, arch) = uname();
+    let (mut os_name, mut os_version, mut os_pretty_name) = parse_os_release(&text);
+    let (mut kernel, arch) = uname();
+    // Without os-release (Windows, macOS, the BSDs): what sysinfo says about the OS.
+    if os_name.is_none() {
+        os_name = sysinfo::System::name().filter(|s| !s.trim().is_empty());
+        os_version = sysinfo::System::os_version().filter(|s| !s.trim().is_empty());
+        os_pretty_name = sysinfo::System::long_os_version().filter(|s| !s.trim().is_empty());
+    }
+    if kernel.is_none() {
+        kernel = sysinfo::System::kernel_version().filter(|s| !s.trim().is_empty());
+    }
     HostProfile {
         os_name,
         os_version,

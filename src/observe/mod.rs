@@ -191,7 +191,22 @@ pub fn platform_of_header(head: &[u8]) -> Option<&'static str> {
             _ => None,
         };
     }
-    None
+    // PE: the machine in the COFF header that e_lfanew points to (within the head read).
+    if head.len() >= 0x40 && head[..2] == *b"MZ" {
+        let at = u32::from_le_bytes([head[0x3c], head[0x3d], head[0x3e], head[0x3f]]) as usize;
+        let machine = head.get(at..at.checked_add(6)?).filter(|h| h[..4] == *b"PE\0\0")?;
+        return match u16::from_le_bytes([machine[4], machine[5]]) {
+            0x014c | 0x01c0 | 0x01c4 => Some("32-bit"),
+            0x8664 | 0xaa64 | 0x0200 => Some("64-bit"),
+            _ => None,
+        };
+    }
+    // Mach-O (thin; a universal binary has both).
+    match head.get(..4)? {
+        [0xfe, 0xed, 0xfa, 0xce] | [0xce, 0xfa, 0xed, 0xfe] => Some("32-bit"),
+        [0xfe, 0xed, 0xfa, 0xcf] | [0xcf, 0xfa, 0xed, 0xfe] => Some("64-bit"),
+        _ => None,
+    }
 }
 
 /// Which backend samples the processes: `/proc` (Linux only, its default) or `sysinfo` (everywhere else).
@@ -615,10 +630,7 @@ pub fn participant_id(store: &Path) -> Result<String, Error> {
     }
     std::fs::create_dir_all(dir).map_err(err)?;
     let mut bytes = [0u8; 16];
-    {
-        use std::io::Read as _;
-        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(err)?;
-    }
+    getrandom::fill(&mut bytes).map_err(|e| err(io::Error::other(e.to_string())))?;
     let id = crate::hex::encode(&bytes);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -790,8 +802,9 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
 
 fn read_head(path: &Path) -> Option<Vec<u8>> {
     use std::io::Read as _;
-    let mut head = Vec::with_capacity(8);
-    std::fs::File::open(path).ok()?.take(8).read_to_end(&mut head).ok()?;
+    // Enough for an ELF or Mach-O magic, and for a PE's COFF header (e_lfanew is small in practice).
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path).ok()?.take(4096).read_to_end(&mut head).ok()?;
     Some(head)
 }
 
@@ -934,6 +947,18 @@ mod tests {
         assert_eq!(platform_of_header(b"\x7fELF\x02\x01"), Some("64-bit"));
         assert_eq!(platform_of_header(b"\x7fELF\x01"), Some("32-bit"));
         assert_eq!(platform_of_header(b"MZ\x90\x00\x03"), None);
+        let mut pe = vec![0u8; 0x90];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c] = 0x80;
+        pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+        pe[0x84..0x86].copy_from_slice(&0x8664u16.to_le_bytes());
+        assert_eq!(platform_of_header(&pe), Some("64-bit"));
+        pe[0x84..0x86].copy_from_slice(&0x014cu16.to_le_bytes());
+        assert_eq!(platform_of_header(&pe), Some("32-bit"));
+        pe[0x3c] = 0xff;
+        assert_eq!(platform_of_header(&pe), None, "e_lfanew beyond the head");
+        assert_eq!(platform_of_header(&[0xcf, 0xfa, 0xed, 0xfe, 7, 0, 0, 1]), Some("64-bit"));
+        assert_eq!(platform_of_header(&[0xca, 0xfe, 0xba, 0xbe]), None);
         assert_eq!(platform_of_header(b"\x7fEL"), None);
     }
 
