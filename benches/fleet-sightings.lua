@@ -50,7 +50,7 @@ function request()
   end
   local participant = string.format("%08x%08x%016x", tid or 0, os.time() % 4294967296, who)
   local s = counter
-  local started = string.format("2026-%02d-%02dT%02d:%02d:%02dZ", 1 + math.floor(s / 2419200) % 12,
+  local started = string.format("2025-%02d-%02dT%02d:%02d:%02dZ", 1 + math.floor(s / 2419200) % 12,
     1 + math.floor(s / 86400) % 28, math.floor(s / 3600) % 24, math.floor(s / 60) % 60, s % 60)
   local body = '{"schema_version":1,"participant":"' .. participant .. '","host":{"os_name":"Debian GNU/Linux",' ..
     '"os_version":"12","country":"DE","manufacturer":"Dell Inc."},"started_at":"' .. started .. '",' ..

@@ -15,6 +15,8 @@ use crate::store::sqlite::{ObservationRow, SightingRow};
 
 /// Longest path, command line or other text accepted in a sighting (characters).
 pub const MAX_TEXT: usize = 4096;
+/// The earliest `started_at` accepted: 2000-01-01.
+const EARLIEST: i64 = 946_684_800;
 /// Longest host profile field.
 const MAX_HOST_TEXT: usize = 256;
 
@@ -123,6 +125,18 @@ pub fn parse(bytes: &[u8], max_files: usize) -> Result<(ObservationRow, Vec<Sigh
     }
     let started_at = parse_rfc3339(&obs.started_at)
         .ok_or_else(|| ApiError::bad_request("started_at: expected YYYY-MM-DDTHH:MM:SSZ"))?;
+    // A run from the future (beyond a day of clock skew) or from before 2000 would become a file's first or
+    // last sighting for good.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    if !(EARLIEST..=now.saturating_add(86_400)).contains(&started_at) {
+        return Err(ApiError::bad_request(format!(
+            "started_at: {} is not a time this run can have started (from 2000 to now)",
+            obs.started_at
+        )));
+    }
     let host = &obs.host;
     let bad = ApiError::bad_request;
     for (what, v) in [
@@ -203,6 +217,8 @@ mod tests {
             (doc(&ok).replace("0123456789abcdef0123456789abcdef", "nope"), "participant"),
             (doc(&ok).replace("\"DE\"", "\"Germany\""), "host.country"),
             (doc(&ok).replace("2026-11-27T10:00:00Z", "yesterday"), "started_at"),
+            (doc(&ok).replace("2026-11-27T10:00:00Z", "9999-01-01T00:00:00Z"), "not a time this run"),
+            (doc(&ok).replace("2026-11-27T10:00:00Z", "1999-12-31T23:59:59Z"), "not a time this run"),
             (doc(&ok).replace("\"schema_version\":1", "\"schema_version\":9"), "schema_version"),
             (doc(&ok.replace("/usr/bin/x", "/a\\u0007b")), "control"),
             ("[]".to_string(), "invalid JSON"),
