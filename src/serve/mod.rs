@@ -273,11 +273,7 @@ impl AppState {
                         Err(e) => {
                             let e = ApiError::store(e);
                             for (_, _, tx) in jobs {
-                                let _ = tx.send(Err(ApiError {
-                                    status: e.status,
-                                    message: e.message.clone(),
-                                    retry_after: e.retry_after,
-                                }));
+                                let _ = tx.send(Err(e.clone()));
                             }
                         }
                     }
@@ -304,7 +300,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + S
 // ---------------------------------------------------------------------------------------------- errors
 
 /// An error answer: `{"error": "..."}` (or a small HTML page for a browser).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     message: String,

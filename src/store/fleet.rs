@@ -101,6 +101,51 @@ pub struct RollupRow<'a> {
     pub processes: f64,
 }
 
+/// The upsert of a file's totals (built once: it is run for every sighting).
+fn totals_upsert_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut cols = String::from(
+            "sha256, sha1, md5, participants, sightings, first_seen, last_seen, cpu_participants, cpu_mean_sum, \
+             cpu_min, cpu_max",
+        );
+        let mut update = String::from(
+            "participants = participants + excluded.participants, sightings = sightings + 1, \
+             first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen), \
+             cpu_participants = cpu_participants + excluded.cpu_participants, \
+             cpu_mean_sum = cpu_mean_sum + excluded.cpu_mean_sum, \
+             cpu_min = coalesce(min(cpu_min, excluded.cpu_min), cpu_min, excluded.cpu_min), \
+             cpu_max = coalesce(max(cpu_max, excluded.cpu_max), cpu_max, excluded.cpu_max)",
+        );
+        for f in FIGURES {
+            cols.push_str(&format!(", {f}_mean_sum, {f}_min, {f}_max"));
+            update.push_str(&format!(
+                ", {f}_mean_sum = {f}_mean_sum + excluded.{f}_mean_sum, {f}_min = min({f}_min, excluded.{f}_min), \
+                 {f}_max = max({f}_max, excluded.{f}_max)"
+            ));
+        }
+        let placeholders: Vec<String> = (1..=11 + 3 * FIGURES.len()).map(|i| format!("?{i}")).collect();
+        format!(
+            "INSERT INTO fleet_totals ({cols}) VALUES ({}) ON CONFLICT (sha256) DO UPDATE SET {update}",
+            placeholders.join(", ")
+        )
+    })
+}
+
+/// The query of a file's totals, columns in the order [`SqliteStore::prevalence`] reads them.
+fn totals_select_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut cols = String::from(
+            "participants, sightings, first_seen, last_seen, cpu_participants, cpu_mean_sum, cpu_min, cpu_max",
+        );
+        for f in FIGURES {
+            cols.push_str(&format!(", {f}_mean_sum, {f}_min, {f}_max"));
+        }
+        format!("SELECT {cols} FROM fleet_totals WHERE sha256 = ?1")
+    })
+}
+
 /// A participant's roll-up row for one file, as it was before a sighting.
 #[derive(Debug, Default)]
 struct Before {
@@ -204,30 +249,7 @@ pub(super) fn add_sighting(
     ])?;
 
     // The file's totals.
-    let mut cols = String::from(
-        "sha256, sha1, md5, participants, sightings, first_seen, last_seen, cpu_participants, \
-        cpu_mean_sum, cpu_min, cpu_max",
-    );
-    let mut update = String::from(
-        "participants = participants + excluded.participants, sightings = sightings + 1, \
-         first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen), \
-         cpu_participants = cpu_participants + excluded.cpu_participants, \
-         cpu_mean_sum = cpu_mean_sum + excluded.cpu_mean_sum, \
-         cpu_min = coalesce(min(cpu_min, excluded.cpu_min), cpu_min, excluded.cpu_min), \
-         cpu_max = coalesce(max(cpu_max, excluded.cpu_max), cpu_max, excluded.cpu_max)",
-    );
-    for f in FIGURES {
-        cols.push_str(&format!(", {f}_mean_sum, {f}_min, {f}_max"));
-        update.push_str(&format!(
-            ", {f}_mean_sum = {f}_mean_sum + excluded.{f}_mean_sum, {f}_min = min({f}_min, excluded.{f}_min), \
-             {f}_max = max({f}_max, excluded.{f}_max)"
-        ));
-    }
-    let placeholders: Vec<String> = (1..=11 + 3 * FIGURES.len()).map(|i| format!("?{i}")).collect();
-    let sql = format!(
-        "INSERT INTO fleet_totals ({cols}) VALUES ({}) ON CONFLICT (sha256) DO UPDATE SET {update}",
-        placeholders.join(", ")
-    );
+    let sql = totals_upsert_sql();
     let mut args: Vec<rusqlite::types::Value> = vec![
         s.sha256.to_vec().into(),
         s.sha1.to_vec().into(),
@@ -244,7 +266,7 @@ pub(super) fn add_sighting(
     for i in 0..7 {
         args.extend([deltas[i].into(), values[i].into(), values[i].into()]);
     }
-    c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(args))?;
+    c.prepare_cached(sql)?.execute(rusqlite::params_from_iter(args))?;
 
     // Values this participant reports for the first time.
     let reported = [
@@ -318,16 +340,10 @@ impl SqliteStore {
             ..Prevalence::default()
         };
         let Some(sha) = self.fleet_sha256(digests)? else { return Ok(p) };
-        let mut cols = String::from(
-            "participants, sightings, first_seen, last_seen, cpu_participants, cpu_mean_sum, cpu_min, cpu_max",
-        );
-        for f in FIGURES {
-            cols.push_str(&format!(", {f}_mean_sum, {f}_min, {f}_max"));
-        }
-        let sql = format!("SELECT {cols} FROM fleet_totals WHERE sha256 = ?1");
+        let sql = totals_select_sql();
         let row = self
             .conn()
-            .prepare_cached(&sql)
+            .prepare_cached(sql)
             .and_then(|mut st| {
                 st.query_row([&sha], |r| {
                     let n: i64 = r.get(0)?;
