@@ -72,6 +72,9 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
+    /// The thread that hashes newly seen executables could not be started, or died.
+    #[error("cannot hash the observed executables: {0}")]
+    Hasher(io::Error),
     /// The store.
     #[error(transparent)]
     Store(#[from] crate::store::sqlite::Error),
@@ -653,16 +656,37 @@ pub fn participant_id(store: &Path) -> Result<String, Error> {
 
 /// Hash an executable (MD5, SHA-1, SHA-256 in one streaming pass).
 pub fn hash_file(path: &Path) -> io::Result<ObservedDigests> {
-    let mut f = std::fs::File::open(path)?;
-    let d = crate::hashing::digest_stream(Vec::new(), &mut f)?;
+    hash_open(std::fs::File::open(path)?).map(|(d, _)| d)
+}
+
+/// Hash an open executable in one read: its first 4 KiB give the platform, and the digests run over the
+/// whole file (MD5, SHA-1, SHA-256 in one streaming pass).
+fn hash_open(mut f: std::fs::File) -> io::Result<(ObservedDigests, Option<&'static str>)> {
+    let head = read_head(&mut f)?;
+    let platform = platform_of_header(&head);
+    let d = crate::hashing::digest_stream(head, &mut f)?;
     let bad = || io::Error::other("digest is not hex");
     let arr = |s: &str| crate::hex::decode(s).ok_or_else(bad);
-    Ok(ObservedDigests {
+    let digests = ObservedDigests {
         sha256: arr(&d.sha256)?.try_into().map_err(|_| bad())?,
         sha1: arr(&d.sha1)?.try_into().map_err(|_| bad())?,
         md5: arr(&d.md5)?.try_into().map_err(|_| bad())?,
-    })
+    };
+    Ok((digests, platform))
 }
+
+/// An executable waiting for the hasher thread: the sampled path, its cache key, modification time and size,
+/// and the file itself, opened when it was first seen (its process may be gone by the time it is hashed).
+struct HashJob {
+    exe: String,
+    key: String,
+    mtime_ns: i64,
+    len: u64,
+    file: std::fs::File,
+}
+
+/// At most this many opened executables wait for the hasher; beyond, sampling waits (bounded descriptors).
+const HASH_QUEUE: usize = 256;
 
 /// Observe this machine and record the result in the store at `store_path`. `progress` gets one line now
 /// and then (for stderr).
@@ -687,10 +711,23 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     ));
 
     let mut agg = Aggregator::default();
-    // Digests per executable path, computed (or taken from the cache) at its first sighting: the file may be
-    // deleted or the process gone by the end.
+    // Digests per executable path, taken from the cache or computed from the file opened at its first
+    // sighting (the file may be deleted or the process gone by the end). New executables are hashed on a
+    // thread of their own, so that the samples keep to the interval while a first run hashes the machine.
     let mut digests: HashMap<String, (ObservedDigests, Option<&'static str>, bool)> = HashMap::new();
-    let mut hashed: Vec<(String, i64, u64, ObservedDigests)> = Vec::new();
+    let mut queued: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let (jobs, queue) = std::sync::mpsc::sync_channel::<HashJob>(HASH_QUEUE);
+    let hasher = std::thread::Builder::new()
+        .name("observe-hasher".into())
+        .spawn(move || {
+            queue
+                .into_iter()
+                .filter_map(|job| {
+                    hash_open(job.file).ok().map(|(d, platform)| (job.exe, job.key, job.mtime_ns, job.len, d, platform))
+                })
+                .collect::<Vec<_>>()
+        })
+        .map_err(Error::Hasher)?;
     let mut cached = 0u64;
     let mut skipped: HashMap<(u32, u64), Skip> = HashMap::new();
     for i in 0..samples {
@@ -708,28 +745,34 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
             }
         }
         for s in &pass.samples {
-            if digests.contains_key(&s.exe) {
+            if digests.contains_key(&s.exe) || queued.contains(&s.exe) {
                 continue;
             }
             let Some(exe_file) = backend.exe_file(s) else { continue };
-            let Ok(meta) = std::fs::metadata(&exe_file) else { continue };
-            let mtime_ns = mtime_ns(&meta);
-            let platform = read_head(&exe_file).and_then(|h| platform_of_header(&h));
+            let Ok(mut file) = std::fs::File::open(&exe_file) else { continue };
+            let Ok(meta) = file.metadata() else { continue };
+            let (mtime_ns, len) = (mtime_ns(&meta), meta.len());
             let key = if s.deleted { format!("{} (deleted)", s.exe) } else { s.exe.clone() };
-            if let Some(d) = store.observed_file_get(&key, mtime_ns, meta.len())? {
+            if let Some(d) = store.observed_file_get(&key, mtime_ns, len)? {
                 cached += 1;
+                let platform = read_head(&mut file).ok().and_then(|h| platform_of_header(&h));
                 digests.insert(s.exe.clone(), (d, platform, true));
                 continue;
             }
-            match hash_file(&exe_file) {
-                Ok(d) => {
-                    hashed.push((key, mtime_ns, meta.len(), d.clone()));
-                    digests.insert(s.exe.clone(), (d, platform, false));
-                }
-                Err(_) => continue,
+            queued.insert(s.exe.clone());
+            // Fails only when the hasher is gone (it panicked); its join below reports that.
+            if jobs.send(HashJob { exe: s.exe.clone(), key, mtime_ns, len, file }).is_err() {
+                break;
             }
         }
         agg.add(at, &pass.samples, &pass.names);
+    }
+    drop(jobs);
+    let mut hashed: Vec<(String, i64, u64, ObservedDigests)> = Vec::new();
+    let done = hasher.join().map_err(|_| Error::Hasher(io::Error::other("the hashing thread panicked")))?;
+    for (exe, key, mtime_ns, len, d, platform) in done {
+        hashed.push((key, mtime_ns, len, d.clone()));
+        digests.insert(exe, (d, platform, false));
     }
     let elapsed = agg.elapsed();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -800,12 +843,13 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
     Ok(out)
 }
 
-fn read_head(path: &Path) -> Option<Vec<u8>> {
+/// The first 4 KiB of a file: enough for an ELF or Mach-O magic, and for a PE's COFF header (e_lfanew is
+/// small in practice).
+fn read_head(f: &mut std::fs::File) -> io::Result<Vec<u8>> {
     use std::io::Read as _;
-    // Enough for an ELF or Mach-O magic, and for a PE's COFF header (e_lfanew is small in practice).
     let mut head = Vec::with_capacity(4096);
-    std::fs::File::open(path).ok()?.take(4096).read_to_end(&mut head).ok()?;
-    Some(head)
+    f.take(4096).read_to_end(&mut head)?;
+    Ok(head)
 }
 
 fn sighting_row(d: &ObservedDigests, s: &FileSighting) -> SightingRow {
