@@ -56,11 +56,19 @@ fn sighting(file: u64, participant: u64) -> SightingRow {
     }
 }
 
+/// SplitMix64: participant ids spread over the key space like real (random) ones, not in insertion order.
+fn scramble(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
 fn run(participant: u64, started_at: i64) -> ObservationRow {
     let countries = ["DE", "US", "FR", "JP", "BR", "IN", "GB", "NL"];
     let oses = ["Debian GNU/Linux 12", "Ubuntu 24.04", "Fedora Linux 41", "Alpine Linux 3.20"];
     ObservationRow {
-        participant: format!("{participant:032x}"),
+        participant: format!("{:016x}{:016x}", scramble(participant), scramble(!participant)),
         started_at,
         duration_ms: 30_000,
         samples: 31,

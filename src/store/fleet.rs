@@ -1,14 +1,14 @@
 //! Fleet prevalence in the store: the `filerep observe` sightings of every participant, rolled up as they are
 //! recorded, so that the prevalence of a file is read, not computed, however many sightings it has (issue 7).
 //!
-//! Tables (schema 4):
-//! * `fleet_participants`: one row per (file, participant): first and last sighting, sightings, the
+//! Tables (schema 4, keyed by participant first since schema 5 so that one run's rows sit together):
+//! * `fleet_participants`: one row per (participant, file): first and last sighting, sightings, the
 //!   participant's latest OS, country and manufacturer, and the sums of each resource figure over its
 //!   sightings (its own mean is sum / sightings);
 //! * `fleet_totals`: one row per file: its SHA-1 and MD5 (a lookup by any of its digests finds it), unique
 //!   participants, sightings, first and last sighting, and per resource figure the sum of the participants'
 //!   own means (kept up to date as a participant's mean moves), the lowest and the highest value reported;
-//! * `fleet_values`: which participants reported which path, parent, command line, owner and platform of a
+//! * `fleet_values`: which path, parent, command line, owner and platform each participant reported of a
 //!   file (a set: a participant counts once per value);
 //! * `fleet_counts`: per file, field and value, the participants: those five fields from `fleet_values`, and
 //!   each participant's current OS, country and manufacturer (`''` when it has none).
@@ -222,7 +222,7 @@ pub(super) fn add_sighting(
         "INSERT INTO fleet_participants (sha256, participant, first_seen, last_seen, sightings, os, country, \
          manufacturer, cpu_n, cpu_sum, private_sum, virtual_sum, ws_sum, peak_sum, threads_sum, handles_sum, \
          processes_sum) VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
-         ON CONFLICT (sha256, participant) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen), \
+         ON CONFLICT (participant, sha256) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen), \
          last_seen = max(last_seen, excluded.last_seen), sightings = excluded.sightings, os = excluded.os, \
          country = excluded.country, manufacturer = excluded.manufacturer, cpu_n = excluded.cpu_n, \
          cpu_sum = excluded.cpu_sum, private_sum = excluded.private_sum, virtual_sum = excluded.virtual_sum, \
@@ -624,6 +624,38 @@ mod tests {
         let c: Vec<(String, u64)> = p.countries.unwrap().into_iter().map(|s| (s.value, s.participants)).collect();
         assert_eq!(c, vec![("DE".to_string(), 5), ("Other".to_string(), 1)]);
         assert_eq!(p.first_seen.as_deref(), Some("1970-01-01T00:01:40Z"));
+
+        // The migrated roll-up (re-keyed by schema 5) goes on: a participant seen before counts once, and so
+        // does the path it reported before.
+        let run = ObservationRow {
+            participant: format!("{:032x}", 0),
+            started_at: 200,
+            duration_ms: 1,
+            samples: 1,
+            host: "{}".into(),
+            host_key: HostKey {
+                os: Some("Debian GNU/Linux 12".into()),
+                country: Some("DE".into()),
+                manufacturer: None,
+            },
+        };
+        let again = SightingRow {
+            sha256: [1; 32],
+            sha1: [2; 20],
+            md5: [3; 16],
+            path: "/usr/bin/a".into(),
+            owner: Some("root".into()),
+            ..Default::default()
+        };
+        store.record_observation(&run, &[], &[again]).unwrap();
+        let p = store.prevalence(&[Digest::parse_hex(DigestKind::Md5, &"03".repeat(16)).unwrap()], 5).unwrap();
+        assert_eq!((p.participants, p.sightings), (6, Some(7)));
+        let c = rusqlite::Connection::open(&old).unwrap();
+        let path_count: i64 =
+            c.query_row("SELECT participants FROM fleet_counts WHERE field = 0", [], |r| r.get(0)).unwrap();
+        assert_eq!(path_count, 6);
+        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, crate::store::sqlite::SCHEMA_VERSION);
     }
 
     #[test]

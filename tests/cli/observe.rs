@@ -108,7 +108,7 @@ fn observe_finds_a_known_child_hashes_it_once_and_records_it() {
     let info: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = first["files"].as_array().unwrap().len() + second["files"].as_array().unwrap().len();
     assert_eq!(info["sightings"], rows as u64);
-    assert_eq!(info["schema_version"], 4);
+    assert_eq!(info["schema_version"], filerep::store::sqlite::SCHEMA_VERSION);
     // One row per run for the child's executable, by SHA-256, with the run's figures.
     let conn = rusqlite::Connection::open(dir.path().join("filerep-store.sqlite")).unwrap();
     let sha_bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&sha256[2 * i..2 * i + 2], 16).unwrap()).collect();
