@@ -749,6 +749,11 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
                 continue;
             }
             let Some(exe_file) = backend.exe_file(s) else { continue };
+            // Only regular files are opened: a FIFO or a device put where an executable was would block the
+            // open, or never end.
+            if !std::fs::metadata(&exe_file).is_ok_and(|m| m.is_file()) {
+                continue;
+            }
             let Ok(mut file) = std::fs::File::open(&exe_file) else { continue };
             let Ok(meta) = file.metadata() else { continue };
             let (mtime_ns, len) = (mtime_ns(&meta), meta.len());
