@@ -45,6 +45,7 @@ fn sighting(file: u64, participant: u64) -> SightingRow {
         parent: Some(["systemd", "bash", "sshd"][(participant % 3) as usize].into()),
         command_line: Some(format!("/usr/lib/bench/tool-{file} --mode {}", p % 7)),
         owner: Some(["root", "www-data"][(participant % 2) as usize].into()),
+        privilege: Some(["root", "user"][(participant % 2) as usize].into()),
         platform: Some("64-bit".into()),
         cpu_percent: Some((p % 100) as f64 / 10.0),
         private: (1_000_000 + p * 13, 2_000_000),

@@ -18,6 +18,10 @@ pub const MAX_CMDLINE: u64 = 64 * 1024;
 pub struct Status {
     /// Real user id.
     pub uid: Option<u32>,
+    /// Effective user id.
+    pub euid: Option<u32>,
+    /// Effective capabilities (a bit set).
+    pub cap_eff: Option<u64>,
     /// Threads.
     pub threads: u64,
     /// VmSize.
@@ -41,7 +45,11 @@ pub fn parse_status(text: &str) -> Status {
         let first = words.next().unwrap_or("");
         let kb = || first.parse::<u64>().ok().map(|v| v.saturating_mul(1024)).unwrap_or(0);
         match key {
-            "Uid" => s.uid = first.parse().ok(),
+            "Uid" => {
+                s.uid = first.parse().ok();
+                s.euid = words.next().and_then(|w| w.parse().ok());
+            }
+            "CapEff" => s.cap_eff = u64::from_str_radix(first, 16).ok(),
             "Threads" => s.threads = first.parse().unwrap_or(0),
             "VmSize" => s.vm_size = kb(),
             "VmPeak" => s.vm_peak = kb(),
@@ -177,6 +185,7 @@ fn sample_one(proc: &Path, pid: u32, stat: &Stat) -> Result<ProcSample, Skip> {
         deleted,
         cmdline,
         uid: status.uid,
+        privilege: super::privilege(status.uid, status.euid, status.cap_eff),
         ppid: stat.ppid,
         cpu_ticks: stat.cpu_ticks,
         threads: status.threads,
@@ -225,6 +234,7 @@ mod tests {
 
     const STATUS: &str = "Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t4242\nNgid:\t0\nPid:\t4242\n\
 PPid:\t100\nTracerPid:\t0\nUid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t64\n\
+CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
 VmPeak:\t    8368 kB\nVmSize:\t    8364 kB\nVmLck:\t       0 kB\nVmHWM:\t    1024 kB\nVmRSS:\t     900 kB\n\
 RssAnon:\t      96 kB\nRssFile:\t     804 kB\nRssShmem:\t       0 kB\nThreads:\t1\n";
 
@@ -235,6 +245,8 @@ RssAnon:\t      96 kB\nRssFile:\t     804 kB\nRssShmem:\t       0 kB\nThreads:\t
             s,
             Status {
                 uid: Some(1000),
+                euid: Some(1000),
+                cap_eff: Some(0),
                 threads: 1,
                 vm_size: 8364 * 1024,
                 vm_peak: 8368 * 1024,
@@ -243,6 +255,11 @@ RssAnon:\t      96 kB\nRssFile:\t     804 kB\nRssShmem:\t       0 kB\nThreads:\t
                 rss_anon: 96 * 1024,
             }
         );
+        // A set-uid root program run by uid 1000, and a service holding CAP_NET_BIND_SERVICE.
+        let setuid = parse_status("Uid:\t1000\t0\t0\t0\nCapEff:\t000001ffffffffff\n");
+        assert_eq!((setuid.uid, setuid.euid, setuid.cap_eff), (Some(1000), Some(0), Some(0x1ff_ffff_ffff)));
+        let service = parse_status("Uid:\t33\t33\t33\t33\nCapEff:\t0000000000000400\n");
+        assert_eq!(super::super::privilege(service.uid, service.euid, service.cap_eff), Some("elevated"));
         // A kernel thread's status has no Vm lines; garbage is zeros, not a panic.
         assert_eq!(parse_status("Name:\tkthreadd\nThreads:\tx\nVmRSS: lots\n"), Status::default());
     }

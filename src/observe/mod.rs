@@ -143,6 +143,8 @@ pub struct ProcSample {
     pub cmdline: Vec<String>,
     /// Real user id.
     pub uid: Option<u32>,
+    /// What the process may do: [`PRIVILEGES`] (see [`privilege`]).
+    pub privilege: Option<&'static str>,
     /// Parent pid.
     pub ppid: u32,
     /// utime + stime, clock ticks.
@@ -335,6 +337,23 @@ impl Backend {
     }
 }
 
+/// The privileges a process may have, from most to least.
+pub const PRIVILEGES: [&str; 3] = ["root", "elevated", "user"];
+
+/// What a process may do, the Unix counterpart of Windows' integrity level: `root` when its effective user
+/// id is 0, `elevated` when it runs set-uid (the effective user id is not the real one) or holds effective
+/// capabilities, else `user`; `None` when the effective user id is unknown.
+pub fn privilege(uid: Option<u32>, euid: Option<u32>, cap_eff: Option<u64>) -> Option<&'static str> {
+    let euid = euid?;
+    Some(if euid == 0 {
+        PRIVILEGES[0]
+    } else if uid != Some(euid) || cap_eff.is_some_and(|c| c != 0) {
+        PRIVILEGES[1]
+    } else {
+        PRIVILEGES[2]
+    })
+}
+
 /// A file's modification time in nanoseconds since the epoch (0 when unknown).
 fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
     #[cfg(unix)]
@@ -393,6 +412,9 @@ pub struct FileSighting {
     pub command_line: Option<String>,
     /// The owner's user name (or uid) of its first process.
     pub owner: Option<String>,
+    /// What its first process may do, the counterpart of Windows' integrity level: `root` (effective user
+    /// id 0), `elevated` (set-uid, or effective capabilities), `user` (none of these).
+    pub privilege: Option<String>,
     /// `32-bit` / `64-bit`.
     pub platform: Option<String>,
     /// Share of the machine's CPU time, percent (`None` with one sample).
@@ -475,6 +497,7 @@ struct FileAcc {
     parents: BTreeMap<String, u64>,
     first_cmdline: Option<Vec<String>>,
     first_uid: Option<u32>,
+    first_privilege: Option<&'static str>,
     peak_ws: u64,
 }
 
@@ -502,6 +525,8 @@ pub struct Figures {
     pub cmdline: Option<Vec<String>>,
     /// The first process's uid.
     pub uid: Option<u32>,
+    /// The first process's privilege.
+    pub privilege: Option<&'static str>,
     /// CPU share, percent.
     pub cpu_percent: Option<f64>,
     /// Private bytes.
@@ -544,6 +569,7 @@ impl Aggregator {
             if f.first_cmdline.is_none() {
                 f.first_cmdline = Some(s.cmdline.clone());
                 f.first_uid = s.uid;
+                f.first_privilege = s.privilege;
             }
             f.peak_ws = f.peak_ws.max(s.working_set_peak).max(s.working_set);
             if f.ticks.last().is_none_or(|t| t.tick != tick) {
@@ -599,6 +625,7 @@ impl Aggregator {
                     parent,
                     cmdline: f.first_cmdline.clone(),
                     uid: f.first_uid,
+                    privilege: f.first_privilege,
                     cpu_percent,
                     private_bytes: bytes(|t| t.private),
                     virtual_bytes: bytes(|t| t.virt),
@@ -823,6 +850,7 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
             parent: f.parent.clone(),
             command_line,
             owner,
+            privilege: f.privilege.map(str::to_string),
             platform: platform.map(str::to_string),
             cpu_percent: f.cpu_percent,
             private_bytes: f.private_bytes,
@@ -868,6 +896,7 @@ fn sighting_row(d: &ObservedDigests, s: &FileSighting) -> SightingRow {
         parent: s.parent.clone(),
         command_line: s.command_line.clone(),
         owner: s.owner.clone(),
+        privilege: s.privilege.clone(),
         platform: s.platform.clone(),
         cpu_percent: s.cpu_percent,
         private: (i(s.private_bytes.mean), i(s.private_bytes.max)),
@@ -887,6 +916,19 @@ pub fn participant_path(store: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn privilege_is_root_elevated_or_user() {
+        assert_eq!(privilege(Some(0), Some(0), Some(0x1ff_ffff_ffff)), Some("root"));
+        // A set-uid root program run by a user is root; one set-uid to another user is elevated.
+        assert_eq!(privilege(Some(1000), Some(0), None), Some("root"));
+        assert_eq!(privilege(Some(1000), Some(33), Some(0)), Some("elevated"));
+        // Capabilities without root (CAP_NET_BIND_SERVICE).
+        assert_eq!(privilege(Some(33), Some(33), Some(0x400)), Some("elevated"));
+        assert_eq!(privilege(Some(1000), Some(1000), Some(0)), Some("user"));
+        assert_eq!(privilege(Some(1000), Some(1000), None), Some("user"));
+        assert_eq!(privilege(Some(1000), None, Some(0)), None);
+    }
 
     #[test]
     fn durations_parse() {

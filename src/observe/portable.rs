@@ -15,6 +15,8 @@
 //!   both; elsewhere `sysinfo` does not give it, and it is 0;
 //! - `fds`: open files (handles on Windows) where `sysinfo` can count them, else `None`;
 //! - `uid`: the real user id on Unix; `None` on Windows (a SID is no number), so no owner there;
+//! - `privilege`: from the real and effective user ids on Unix (capabilities are not given: a process that
+//!   is elevated by capabilities alone shows as `user`); `None` on Windows (its integrity level is not given);
 //! - `deleted`: only Linux tells it (the `" (deleted)"` suffix of the exe link); false elsewhere.
 //!
 //! A process without an executable path is skipped: a kernel thread, another user's process this user may
@@ -112,9 +114,10 @@ impl Sampler {
                 continue;
             }
             #[cfg(unix)]
-            let uid: Option<u32> = p.user_id().map(|u| **u);
+            let (uid, euid): (Option<u32>, Option<u32>) =
+                (p.user_id().map(|u| **u), p.effective_user_id().map(|u| **u));
             #[cfg(not(unix))]
-            let uid: Option<u32> = None;
+            let (uid, euid): (Option<u32>, Option<u32>) = (None, None);
             let Some(exe) = p.exe().filter(|e| !e.as_os_str().is_empty()) else {
                 let kernel = p.thread_kind() == Some(sysinfo::ThreadKind::Kernel);
                 let exited = matches!(p.status(), sysinfo::ProcessStatus::Zombie | sysinfo::ProcessStatus::Dead);
@@ -134,6 +137,7 @@ impl Sampler {
                 deleted,
                 cmdline: p.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect(),
                 uid,
+                privilege: super::privilege(uid, euid, None),
                 ppid: p.parent().map_or(0, |pp| pp.as_u32()),
                 cpu_ticks: p.accumulated_cpu_time(),
                 threads: p.tasks().map_or(1, |t| t.len() as u64 + 1),

@@ -277,7 +277,7 @@ fn prevalence(c: &mut Card<'_>, p: Option<&super::Prevalence>) {
     c.row("Typical path", &val(&pr.typical_path));
     c.row("Typical command line", &val(&pr.typical_command_line));
     c.row2("Typical owner", &val(&pr.typical_owner), "Platform", &val(&pr.platform));
-    c.row("Typical parent", &val(&pr.typical_parent));
+    c.row2("Typical parent", &val(&pr.typical_parent), "Privilege", &val(&pr.typical_privilege));
     for (title, shares) in
         [("Operating systems", &p.os_versions), ("Countries", &p.countries), ("PC manufacturers", &p.manufacturers)]
     {

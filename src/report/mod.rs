@@ -692,6 +692,9 @@ pub struct FleetProcess {
     pub typical_command_line: Option<String>,
     /// The most common owner.
     pub typical_owner: Option<String>,
+    /// The most common privilege, the counterpart of Windows' integrity level: `root` (effective user id 0),
+    /// `elevated` (set-uid, or effective capabilities), `user`.
+    pub typical_privilege: Option<String>,
     /// The most common parent process.
     pub typical_parent: Option<String>,
     /// `32-bit` / `64-bit`, the most common.

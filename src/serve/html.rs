@@ -785,6 +785,7 @@ fn prevalence(p: &mut Page, prev: Option<&crate::report::Prevalence>) {
             ("Typical path", pr.typical_path.clone(), true),
             ("Typical command line", pr.typical_command_line.clone(), true),
             ("Typical owner", pr.typical_owner.clone(), false),
+            ("Typical privilege", pr.typical_privilege.clone(), false),
             ("Typical parent", pr.typical_parent.clone(), false),
             ("Platform", pr.platform.clone(), false),
             ("First seen", prev.first_seen.clone(), false),

@@ -83,6 +83,10 @@ fn file_row(i: usize, f: &FileSighting) -> Result<SightingRow, String> {
     if platform.as_deref().is_some_and(|p| p != "32-bit" && p != "64-bit") {
         return Err(format!("{}: expected 32-bit or 64-bit", at("platform")));
     }
+    let privilege = text(&at("privilege"), &f.privilege, 16)?;
+    if privilege.as_deref().is_some_and(|p| !crate::observe::PRIVILEGES.contains(&p)) {
+        return Err(format!("{}: expected one of {}", at("privilege"), crate::observe::PRIVILEGES.join(", ")));
+    }
     let count_max = 1e9;
     Ok(SightingRow {
         sha256: digest(&at("sha256"), &f.sha256)?,
@@ -93,6 +97,7 @@ fn file_row(i: usize, f: &FileSighting) -> Result<SightingRow, String> {
         parent: text(&at("parent"), &f.parent, MAX_TEXT)?,
         command_line: text(&at("command_line"), &f.command_line, MAX_TEXT)?,
         owner: text(&at("owner"), &f.owner, MAX_HOST_TEXT)?,
+        privilege,
         platform,
         cpu_percent: cpu,
         private: (int(f.private_bytes.mean), int(f.private_bytes.max)),

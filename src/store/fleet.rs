@@ -37,7 +37,7 @@ pub const MAX_COMMON: usize = 5;
 /// Rows of a distribution at most (the rest under "Other").
 pub const MAX_SHARES: usize = 10;
 
-/// The fields of `fleet_values` (0–4) and `fleet_counts` (0–7).
+/// The fields of `fleet_values` (0–4, 8) and `fleet_counts` (0–8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     Path = 0,
@@ -48,6 +48,7 @@ enum Field {
     Os = 5,
     Country = 6,
     Manufacturer = 7,
+    Privilege = 8,
 }
 
 /// The resource figures besides the CPU share, in the order of their columns.
@@ -81,6 +82,8 @@ pub struct RollupRow<'a> {
     pub command_line: Option<&'a str>,
     /// Owner.
     pub owner: Option<&'a str>,
+    /// Privilege (`root`, `elevated`, `user`).
+    pub privilege: Option<&'a str>,
     /// Platform.
     pub platform: Option<&'a str>,
     /// CPU share.
@@ -274,6 +277,7 @@ pub(super) fn add_sighting(
         (Field::Parent, s.parent),
         (Field::CommandLine, s.command_line),
         (Field::Owner, s.owner),
+        (Field::Privilege, s.privilege),
         (Field::Platform, s.platform),
     ];
     for (field, value) in reported {
@@ -401,6 +405,7 @@ impl SqliteStore {
             typical_path: paths.first().map(|s| s.value.clone()),
             typical_command_line: top(Field::CommandLine)?,
             typical_owner: top(Field::Owner)?,
+            typical_privilege: top(Field::Privilege)?,
             typical_parent: parents.first().map(|s| s.value.clone()),
             platform: top(Field::Platform)?,
             paths: Some(paths),

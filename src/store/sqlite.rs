@@ -251,7 +251,8 @@ pub const MIGRATIONS: &[&str] = &[
         GROUP BY sha256, coalesce(manufacturer, '');
     DROP INDEX sightings_sha256;
 ",
-    // Schema 5: the per-participant roll-ups are keyed by participant first. One run's rows then sit together
+    // Schema 5: the privilege of a sighting (`root`, `elevated`, `user`: field 8 of the roll-ups).
+    // The per-participant roll-ups are keyed by participant first. One run's rows then sit together
     // (a run of 100 executables dirtied some 600 pages of these two tables, keyed by file first, and each
     // commit wrote them all to the WAL); lookups are by the whole key, so nothing else changes.
     "
@@ -294,6 +295,7 @@ pub const MIGRATIONS: &[&str] = &[
         SELECT participant, sha256, field, value FROM fleet_values;
     DROP TABLE fleet_values;
     ALTER TABLE fleet_values5 RENAME TO fleet_values;
+    ALTER TABLE sightings ADD COLUMN privilege TEXT;
 ",
 ];
 
@@ -2077,6 +2079,8 @@ pub struct SightingRow {
     pub command_line: Option<String>,
     /// The owner's user name.
     pub owner: Option<String>,
+    /// `root`, `elevated` or `user` (see `observe::privilege`).
+    pub privilege: Option<String>,
     /// `32-bit` / `64-bit`.
     pub platform: Option<String>,
     /// CPU share in percent of the machine.
@@ -2136,9 +2140,9 @@ fn record_run(
     let mut st = c.prepare_cached(
         "INSERT INTO sightings (observation, participant, sha256, sha1, md5, path, observed_at, processes, \
              parent, command_line, owner, platform, cpu_percent, private_mean, private_max, virtual_mean, \
-             virtual_max, ws_mean, ws_max, peak_ws, threads_mean, threads_max, handles_mean, handles_max) \
+             virtual_max, ws_mean, ws_max, peak_ws, threads_mean, threads_max, handles_mean, handles_max, privilege) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, \
-             ?21, ?22, ?23, ?24)",
+             ?21, ?22, ?23, ?24, ?25)",
     )?;
     for s in sightings {
         st.execute(params![
@@ -2165,7 +2169,8 @@ fn record_run(
             s.threads.0,
             s.threads.1,
             s.handles.0,
-            s.handles.1
+            s.handles.1,
+            s.privilege
         ])?;
         let roll = super::fleet::RollupRow {
             sha256: &s.sha256,
@@ -2175,6 +2180,7 @@ fn record_run(
             parent: s.parent.as_deref(),
             command_line: s.command_line.as_deref(),
             owner: s.owner.as_deref(),
+            privilege: s.privilege.as_deref(),
             platform: s.platform.as_deref(),
             cpu_percent: s.cpu_percent,
             private_bytes: s.private.0 as f64,

@@ -43,6 +43,7 @@ fn file(sha: &str, i: usize, working_set: u64) -> Value {
         "path": path, "deleted": false, "cached": false, "processes": 1 + (i % 2) as u64,
         "parent": "systemd", "command_line": format!("/usr/bin/{name} --serve{}", if i % 50 == 7 { format!(" --user secret-user-{i}") } else { String::new() }),
         "owner": if i % 50 == 7 { format!("secret-user-{i}") } else { "svc-tool".to_string() },
+        "privilege": if i % 5 == 0 { "root" } else { "user" },
         "platform": "64-bit", "cpu_percent": (i % 10) as f64,
         "private_bytes": {"mean": 2 * working_set, "max": 2 * working_set},
         "virtual_bytes": {"mean": 10 * working_set, "max": 10 * working_set},
@@ -182,6 +183,7 @@ fn a_simulated_fleet_is_aggregated_exactly_and_nothing_leaks_below_the_floor() {
     assert_eq!(pr["typical_path"], "/usr/bin/tool");
     assert_eq!(pr["typical_command_line"], "/usr/bin/tool --serve");
     assert_eq!(pr["typical_owner"], "svc-tool");
+    assert_eq!(pr["typical_privilege"], "user", "200 of 250 participants run it as a user");
     assert_eq!(pr["typical_parent"], "systemd");
     assert_eq!(pr["platform"], "64-bit");
     assert_eq!(pr["paths"], json!([{"value": "/usr/bin/tool", "participants": 245, "percent": 98.0}]));
@@ -219,6 +221,7 @@ fn a_simulated_fleet_is_aggregated_exactly_and_nothing_leaks_below_the_floor() {
         row("Working set", &format!("{:.1} KiB", mean / 1024.0)),
         row("Typical path", "/usr/bin/tool"),
         "   Typical command line /usr/bin/tool --serve".to_string(),
+        format!("{:<17}user", "Privilege"),
         " Countries".to_string(),
         bar("DE", 10, 50.0),
         bar("Other", 0, 1.2),
@@ -231,9 +234,14 @@ fn a_simulated_fleet_is_aggregated_exactly_and_nothing_leaks_below_the_floor() {
     // The HTML page draws the three distributions as bar charts.
     let html =
         crate::serve::http(server.addr, "GET", &format!("/files/{COMMON}"), &[("Accept", "text/html")], b"").text();
-    for want in
-        ["id=\"dist-os\"", "id=\"dist-country\"", "id=\"dist-manufacturer\"", "width:50.0%", "Resource utilization"]
-    {
+    for want in [
+        "id=\"dist-os\"",
+        "id=\"dist-country\"",
+        "id=\"dist-manufacturer\"",
+        "width:50.0%",
+        "Resource utilization",
+        "Typical privilege",
+    ] {
         assert!(html.contains(want), "{want} not in the page");
     }
     assert!(!html.contains("secret-user"));
@@ -261,6 +269,10 @@ fn sightings_need_the_token_and_a_bounded_well_formed_batch() {
     let mut bad = doc.clone();
     bad["files"][0]["sha256"] = json!("nothex");
     assert!(server.post_json("/v1/sightings", &bad, Some(TOKEN)).error(400).contains("files[0].sha256"));
+    let mut bad = doc.clone();
+    bad["files"][0]["privilege"] = json!("admin");
+    let why = server.post_json("/v1/sightings", &bad, Some(TOKEN)).error(400);
+    assert!(why.contains("files[0].privilege") && why.contains("root, elevated, user"), "{why}");
     // Nothing was recorded by the refused requests.
     assert_eq!(prevalence(&server, COMMON)["participants"], 0);
     post(&server, &doc);

@@ -39,6 +39,24 @@ fn observe_with(dir: &Path, backend: Option<&str>) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stderr}"))
 }
 
+/// What the child inherits from this test: `root` when it runs as root, else `elevated` when it holds
+/// capabilities (only `/proc` tells them), else `user`.
+fn expected_privilege(capabilities: bool) -> &'static str {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.split_whitespace().collect::<Vec<_>>()).unwrap()
+    };
+    let (uid, euid) = (field("Uid:")[0].to_string(), field("Uid:")[1].to_string());
+    let caps = u64::from_str_radix(field("CapEff:")[0], 16).unwrap();
+    if euid == "0" {
+        "root"
+    } else if uid != euid || (capabilities && caps != 0) {
+        "elevated"
+    } else {
+        "user"
+    }
+}
+
 fn find<'a>(doc: &'a Value, path: &str) -> &'a Value {
     doc["files"]
         .as_array()
@@ -81,6 +99,7 @@ fn observe_finds_a_known_child_hashes_it_once_and_records_it() {
     assert!(f["working_set"]["max"].as_u64().unwrap() > 0, "{f:#}");
     assert!(f["peak_working_set"].as_u64().unwrap() > 0, "{f:#}");
     assert_eq!(f["owner"], user.as_str());
+    assert_eq!(f["privilege"], expected_privilege(true), "{f:#}");
     assert!(matches!(f["platform"].as_str(), Some("64-bit" | "32-bit")), "{f:#}");
     assert!(f["cpu_percent"].as_f64().is_some_and(|c| (0.0..=100.0).contains(&c)), "{f:#}");
     assert_eq!(f["cached"], false);
@@ -155,6 +174,7 @@ fn the_sysinfo_backend_finds_the_known_child_with_its_figures() {
     assert!(f["peak_working_set"].as_u64().unwrap() > 0, "{f:#}");
     assert!(f["threads"]["max"].as_u64().unwrap() >= 1, "{f:#}");
     assert!(f["owner"] == user.as_str() || f["owner"] == uid.as_str(), "{f:#}");
+    assert_eq!(f["privilege"], expected_privilege(false), "{f:#}");
     assert!(matches!(f["platform"].as_str(), Some("64-bit" | "32-bit")), "{f:#}");
     assert!(f["cpu_percent"].as_f64().is_some_and(|c| (0.0..=100.0).contains(&c)), "{f:#}");
     let cmd = f["command_line"].as_str().unwrap();
