@@ -17,7 +17,7 @@ end
 local function file(n)
   return string.format(
     '{"sha256":"%s","sha1":"%s","md5":"%s","path":"/usr/lib/fleet/tool-%d","deleted":false,"cached":true,' ..
-    '"processes":1,"parent":"systemd","command_line":"/usr/lib/fleet/tool-%d --daemon","owner":"root",' ..
+    '"processes":1,"parent":"systemd","command_line":"/usr/lib/fleet/tool-%d --daemon","owner":"root","privilege":"root",' ..
     '"platform":"64-bit","cpu_percent":0.5,"private_bytes":{"mean":1048576,"max":2097152},' ..
     '"virtual_bytes":{"mean":50000000,"max":60000000},"working_set":{"mean":3000000,"max":4000000},' ..
     '"peak_working_set":5000000,"threads":{"mean":4.0,"max":4},"handles":{"mean":12.0,"max":12}}',
