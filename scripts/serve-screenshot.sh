@@ -97,6 +97,8 @@ PY
         curl -fsS -H "$AUTH" -H 'Content-Type: application/json' --data-binary @"$f" "$URL/v1/sightings" >/dev/null
     done
     OUT=${1:-docs/serve-card-fleet.png}
+    # The fleet sections make the page longer.
+    HEIGHT=${HEIGHT:-3000}
 fi
 
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking \
