@@ -1,16 +1,17 @@
 //! Fleet prevalence in the store: the `filerep observe` sightings of every participant, rolled up as they are
 //! recorded, so that the prevalence of a file is read, not computed, however many sightings it has (issue 7).
 //!
-//! Tables (schema 4, keyed by participant first since schema 5 so that one run's rows sit together):
+//! Tables (schema 4; since schema 5 the per-participant ones are keyed by participant first, so that one
+//! run's rows sit together):
 //! * `fleet_participants`: one row per (participant, file): first and last sighting, sightings, the
 //!   participant's latest OS, country and manufacturer, and the sums of each resource figure over its
 //!   sightings (its own mean is sum / sightings);
 //! * `fleet_totals`: one row per file: its SHA-1 and MD5 (a lookup by any of its digests finds it), unique
 //!   participants, sightings, first and last sighting, and per resource figure the sum of the participants'
 //!   own means (kept up to date as a participant's mean moves), the lowest and the highest value reported;
-//! * `fleet_values`: which path, parent, command line, owner and platform each participant reported of a
-//!   file (a set: a participant counts once per value);
-//! * `fleet_counts`: per file, field and value, the participants: those five fields from `fleet_values`, and
+//! * `fleet_values`: which path, parent, command line, owner, platform and privilege each participant
+//!   reported of a file (a set: a participant counts once per value);
+//! * `fleet_counts`: per file, field and value, the participants: those six fields from `fleet_values`, and
 //!   each participant's current OS, country and manufacturer (`''` when it has none).
 //!
 //! Each resource figure is averaged per participant first and then over the participants, so that a

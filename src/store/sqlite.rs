@@ -21,9 +21,9 @@
 //!   the run's aggregated figures (CPU share, memory, threads, handles); `observed_files`: the digest cache of `observe`, by path, valid while the file's modification
 //!   time and size are unchanged.
 //! * `fleet_participants`, `fleet_totals`, `fleet_values`, `fleet_counts` (schema 4; `fleet_participants` and
-//!   `fleet_values` keyed by participant first since schema 5): the sightings rolled up per participant and file, and per file, as
-//!   they are recorded, for fleet prevalence (see [`super::fleet`]); the roll-up replaces the index of
-//!   `sightings` by SHA-256.
+//!   `fleet_values` keyed by participant first since schema 5): the sightings rolled up per participant and
+//!   file, and per file, as they are recorded, for fleet prevalence (see [`super::fleet`]); the roll-up
+//!   replaces the index of `sightings` by SHA-256.
 //!
 //! An import ([`SqliteStore::import`]) registers a `staging` row, builds the version's file (no journal: no
 //! one reads it yet), fsyncs it, and then switches the source's active version in ONE short transaction. A
@@ -686,8 +686,8 @@ impl SqliteStore {
             }
         }
         // The WAL is folded back every 16,384 pages (64 MiB) instead of SQLite's 1,000: a checkpoint copies each
-        // page once however often it changed since the last, and syncs; at 1,000 pages a server recording
-        // sightings spent a quarter of its time there. A cap keeps the WAL file near that size afterwards.
+        // page once however often it changed since the last, and syncs; at 1,000 pages the sightings benchmark
+        // spent a sixth of its time in those syncs alone. A cap keeps the WAL file near that size afterwards.
         self.conn
             .execute_batch(
                 "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF; PRAGMA cache_size = -65536; \
