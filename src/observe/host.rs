@@ -77,14 +77,15 @@ fn unquote(v: &str) -> String {
             out.push(c);
         }
     }
-    out.chars().filter(|c| !c.is_control()).take(256).collect()
+    out.chars().filter(|c| !c.is_control()).take(super::MAX_SHORT_TEXT).collect()
 }
 
 /// A small text file's first line, trimmed; `None` when missing, unreadable, empty or a placeholder.
 fn read_line(path: &Path) -> Option<String> {
     let text = std::fs::read(path).ok()?;
     let text = String::from_utf8_lossy(&text[..text.len().min(4096)]).into_owned();
-    let line: String = text.lines().next()?.trim().chars().filter(|c| !c.is_control()).take(256).collect();
+    let line: String =
+        text.lines().next()?.trim().chars().filter(|c| !c.is_control()).take(super::MAX_SHORT_TEXT).collect();
     let placeholder = ["", "To be filled by O.E.M.", "Default string", "System Product Name", "None"];
     (!placeholder.contains(&line.as_str())).then_some(line)
 }

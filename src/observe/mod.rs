@@ -41,6 +41,11 @@ pub const MAX_TRACKED_PROCESSES: usize = 100_000;
 pub const MAX_PROCESSES: usize = 100_000;
 /// The environment variable that chooses the sampling backend ([`BackendKind`]).
 pub const BACKEND_ENV: &str = "FILEREP_OBSERVE_BACKEND";
+/// Longest path, parent name or command line in a sighting (characters, after escaping); `serve` refuses
+/// longer ones.
+pub const MAX_TEXT: usize = 4096;
+/// Longest owner name or host profile field (characters).
+pub const MAX_SHORT_TEXT: usize = 256;
 
 /// Why an observation failed.
 #[derive(Debug, thiserror::Error)]
@@ -834,7 +839,7 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
             continue;
         };
         let account = f.uid.and_then(|u| backend.account(u));
-        let owner = account.map(|(n, _)| n.to_string()).or_else(|| f.uid.map(|u| u.to_string()));
+        let owner = account.map(|(n, _)| redact::printable(n, MAX_SHORT_TEXT)).or_else(|| f.uid.map(|u| u.to_string()));
         let command_line = f
             .cmdline
             .as_ref()
@@ -843,11 +848,11 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
             sha256: crate::hex::encode(&d.sha256),
             sha1: crate::hex::encode(&d.sha1),
             md5: crate::hex::encode(&d.md5),
-            path: f.path.clone(),
+            path: redact::printable(&f.path, MAX_TEXT),
             deleted: f.deleted,
             cached: *from_cache,
             processes: f.processes,
-            parent: f.parent.clone(),
+            parent: f.parent.as_deref().map(|p| redact::printable(p, MAX_TEXT)),
             command_line,
             owner,
             privilege: f.privilege.map(str::to_string),

@@ -3,7 +3,9 @@
 //! What goes: the values of secret-looking options (`--password X`, `--token=X`, `api_key=X`), the user
 //! information of URLs (`https://user:pass@host`), e-mail addresses, the owner's home directory (`<home>`) and
 //! user name (`<user>`), and long hex or base64 runs (32 characters or more: keys, tokens, session ids). What is
-//! left is capped at [`MAX_COMMAND_LINE`] characters.
+//! left is capped at [`MAX_COMMAND_LINE`] characters. Control and invisible characters in an argument (a
+//! newline in `sh -c` script, an escape sequence) become `\xNN` / `\u{..}` escapes, as on the card: a
+//! command line is one line of printable text wherever it goes.
 //!
 //! `-p` is left alone: it is a port (`ssh -p 22`) or a path as often as a password, and redacting its value
 //! would hide more that is harmless than it protects.
@@ -43,6 +45,7 @@ pub fn redact_command_line(args: &[String], user: Option<&str>, home: Option<&st
     let mut parts = Vec::with_capacity(args.len());
     let mut value_is_secret = false;
     for arg in args {
+        let arg = &crate::term::sanitize(arg).into_owned();
         if value_is_secret {
             value_is_secret = false;
             parts.push(REDACTED.to_string());
@@ -284,6 +287,19 @@ fn cap(s: String) -> String {
     out
 }
 
+/// A process-controlled text (a path, a process name, a user name) as one line of printable text of at most
+/// `max` characters: control and invisible characters escaped as [`crate::term::sanitize`] does, the rest cut
+/// with `…`.
+pub fn printable(s: &str, max: usize) -> String {
+    let s = crate::term::sanitize(s);
+    if s.chars().count() <= max {
+        return s.into_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +307,24 @@ mod tests {
     fn r(args: &[&str]) -> String {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         redact_command_line(&args, Some("alice"), Some("/home/alice"))
+    }
+
+    #[test]
+    fn control_characters_become_escapes() {
+        // A shell script with a newline and an escape sequence: one printable line, the secret still found.
+        let line = r(&["sh", "-c", "sleep 30\n: \x1b[2J", "--token\x07", "x", "--password", "hunter2\r"]);
+        assert_eq!(line, r"sh -c 'sleep 30\x0a: \x1b[2J' --token\x07 x --password <redacted>");
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(r(&["a\u{202e}b", "\u{85}"]), r"a\u{202e}b \x85");
+    }
+
+    #[test]
+    fn printable_escapes_and_caps() {
+        assert_eq!(printable("/usr/bin/sleep", 4096), "/usr/bin/sleep");
+        assert_eq!(printable("/tmp/a\nb", 4096), r"/tmp/a\x0ab");
+        assert_eq!(printable("abcdef", 4), "abc…");
+        assert_eq!(printable("a\nb", 4), r"a\x…");
+        assert!(printable(&"\x1b".repeat(2000), 4096).chars().count() <= 4096);
     }
 
     #[test]

@@ -13,12 +13,10 @@ use super::ApiError;
 use crate::observe::{FileSighting, Observation};
 use crate::store::sqlite::{ObservationRow, SightingRow};
 
-/// Longest path, command line or other text accepted in a sighting (characters).
-pub const MAX_TEXT: usize = 4096;
+use crate::observe::{MAX_SHORT_TEXT as MAX_HOST_TEXT, MAX_TEXT};
+
 /// The earliest `started_at` accepted: 2000-01-01.
 const EARLIEST: i64 = 946_684_800;
-/// Longest host profile field.
-const MAX_HOST_TEXT: usize = 256;
 
 fn digest<const N: usize>(what: &str, hex: &str) -> Result<[u8; N], String> {
     if hex.len() != 2 * N {

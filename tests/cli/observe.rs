@@ -245,6 +245,13 @@ fn observe_submit_sends_the_observation_to_a_real_serve() {
     std::fs::write(&exe, &bytes).unwrap();
     let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     let _child = KillOnDrop(Command::new(&exe).arg("30").spawn().expect("the copy of sleep starts"));
+    // A shell whose script holds a newline and an escape sequence, as CI runners' shells do: its command line
+    // is sent escaped, one printable line, and the server takes the batch.
+    let shell = dir.path().join(format!("filerep-submit-sh-{}", std::process::id()));
+    std::fs::copy("/bin/sh", &shell).unwrap();
+    let _shell = KillOnDrop(
+        Command::new(&shell).args(["-c", "sleep 30\n: \x1b[2J\x07"]).spawn().expect("the copy of sh starts"),
+    );
 
     let server_dir = tempfile::tempdir().unwrap();
     let server = crate::serve::Server::start(
@@ -272,6 +279,8 @@ fn observe_submit_sends_the_observation_to_a_real_serve() {
     assert!(stderr.contains("submitted ") && stderr.contains(&url), "{stderr}");
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(find(&doc, exe.canonicalize().unwrap().to_str().unwrap())["sha256"], sha256.as_str());
+    let script = find(&doc, shell.canonicalize().unwrap().to_str().unwrap())["command_line"].as_str().unwrap();
+    assert!(script.ends_with(r" -c 'sleep 30\x0a: \x1b[2J\x07'"), "{script:?}");
 
     // The server knows one participant ran it; below its floor of 5, nothing else.
     let p = server.get_json(&format!("/v1/files/{sha256}"))["reputation"]["prevalence"].clone();
