@@ -103,7 +103,7 @@ fn table(obs: &Observation, out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         "\n{} executable{}, {} sample{} over {:.1} s; not observed: kernel threads {}, processes of other users \
-         {} (permission denied), vanished {}, unhashable executables {}",
+         {} (permission denied), vanished {}, unhashable executables {}{}",
         obs.files.len(),
         if obs.files.len() == 1 { "" } else { "s" },
         obs.samples,
@@ -112,6 +112,11 @@ fn table(obs: &Observation, out: &mut impl Write) -> io::Result<()> {
         s.kernel_threads,
         s.permission_denied,
         s.vanished,
-        s.unhashable
+        s.unhashable,
+        if s.same_printed_path > 0 {
+            format!(", paths that read as another's once escaped {}", s.same_printed_path)
+        } else {
+            String::new()
+        }
     )
 }

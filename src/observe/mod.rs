@@ -449,6 +449,10 @@ pub struct Skipped {
     pub vanished: u64,
     /// Executables that could not be hashed (exited before, or unreadable).
     pub unhashable: u64,
+    /// Executables whose path, once escaped and cut to [`MAX_TEXT`] (see [`redact::printable`]), reads the same
+    /// as another's (`a<newline>b` and a literal `a\x0ab`): a run lists each path once, so only the first is kept.
+    #[serde(default)]
+    pub same_printed_path: u64,
 }
 
 /// The `--json` document.
@@ -833,11 +837,17 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
         }
     }
     let mut rows = Vec::new();
+    let mut printed_paths = std::collections::HashSet::new();
     for f in agg.figures(backend.clock_ticks(), cpus) {
         let Some((d, platform, from_cache)) = digests.get(&f.path) else {
             out.skipped.unhashable += 1;
             continue;
         };
+        let path = redact::printable(&f.path, MAX_TEXT);
+        if !printed_paths.insert(path.clone()) {
+            out.skipped.same_printed_path += 1;
+            continue;
+        }
         let account = f.uid.and_then(|u| backend.account(u));
         let owner = account.map(|(n, _)| redact::printable(n, MAX_SHORT_TEXT)).or_else(|| f.uid.map(|u| u.to_string()));
         let command_line = f
@@ -848,7 +858,7 @@ pub fn run(store_path: &Path, opts: &Options, progress: &mut dyn FnMut(&str)) ->
             sha256: crate::hex::encode(&d.sha256),
             sha1: crate::hex::encode(&d.sha1),
             md5: crate::hex::encode(&d.md5),
-            path: redact::printable(&f.path, MAX_TEXT),
+            path,
             deleted: f.deleted,
             cached: *from_cache,
             processes: f.processes,

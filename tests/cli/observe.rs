@@ -253,6 +253,18 @@ fn observe_submit_sends_the_observation_to_a_real_serve() {
         Command::new(&shell).args(["-c", "sleep 30\n: \x1b[2J\x07"]).spawn().expect("the copy of sh starts"),
     );
 
+    // Two executables whose names read the same once escaped: a newline, and a literal backslash-x0a. The run
+    // lists that path once (serve refuses a path listed twice), and says it left one out.
+    let twins = [format!("filerep-twin\n{}", std::process::id()), format!("filerep-twin\\x0a{}", std::process::id())];
+    let _twins: Vec<KillOnDrop> = twins
+        .iter()
+        .map(|name| {
+            let twin = dir.path().join(name);
+            std::fs::copy("/bin/sleep", &twin).unwrap();
+            KillOnDrop(Command::new(&twin).arg("30").spawn().expect("the twin starts"))
+        })
+        .collect();
+
     let server_dir = tempfile::tempdir().unwrap();
     let server = crate::serve::Server::start(
         server_dir.path(),
@@ -281,6 +293,10 @@ fn observe_submit_sends_the_observation_to_a_real_serve() {
     assert_eq!(find(&doc, exe.canonicalize().unwrap().to_str().unwrap())["sha256"], sha256.as_str());
     let script = find(&doc, shell.canonicalize().unwrap().to_str().unwrap())["command_line"].as_str().unwrap();
     assert!(script.ends_with(r" -c 'sleep 30\x0a: \x1b[2J\x07'"), "{script:?}");
+    let printed = format!(r"{}/filerep-twin\x0a{}", dir.path().canonicalize().unwrap().display(), std::process::id());
+    let listed = doc["files"].as_array().unwrap().iter().filter(|f| f["path"] == printed.as_str()).count();
+    assert_eq!(listed, 1, "{printed} in {doc:#}");
+    assert!(doc["skipped"]["same_printed_path"].as_u64() >= Some(1), "{:#}", doc["skipped"]);
 
     // The server knows one participant ran it; below its floor of 5, nothing else.
     let p = server.get_json(&format!("/v1/files/{sha256}"))["reputation"]["prevalence"].clone();
