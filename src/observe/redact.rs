@@ -45,7 +45,7 @@ pub fn redact_command_line(args: &[String], user: Option<&str>, home: Option<&st
     let mut parts = Vec::with_capacity(args.len());
     let mut value_is_secret = false;
     for arg in args {
-        let arg = &crate::term::sanitize(arg).into_owned();
+        let arg: &str = &crate::term::sanitize(arg);
         if value_is_secret {
             value_is_secret = false;
             parts.push(REDACTED.to_string());
@@ -57,12 +57,12 @@ pub fn redact_command_line(args: &[String], user: Option<&str>, home: Option<&st
             Some((name, _)) if is_secret_name(name, dashes > 0) => {
                 parts.push(format!("{}{name}={REDACTED}", &arg[..dashes]));
             }
-            Some(_) => parts.push(arg.clone()),
+            Some(_) => parts.push(arg.to_string()),
             None if dashes > 0 && SECRET_OPTIONS.contains(&body.to_ascii_lowercase().as_str()) => {
                 value_is_secret = true;
-                parts.push(arg.clone());
+                parts.push(arg.to_string());
             }
-            None => parts.push(arg.clone()),
+            None => parts.push(arg.to_string()),
         }
     }
     let joined = parts.iter().map(|p| quote(p)).collect::<Vec<_>>().join(" ");
@@ -76,7 +76,7 @@ pub fn redact_command_line(args: &[String], user: Option<&str>, home: Option<&st
         s = replace_word(&s, user, "<user>");
     }
     s = redact_long_tokens(&s);
-    cap(s)
+    cut(s, MAX_COMMAND_LINE)
 }
 
 fn is_secret_name(name: &str, dashed: bool) -> bool {
@@ -278,11 +278,12 @@ fn redact_long_tokens(s: &str) -> String {
     out
 }
 
-fn cap(s: String) -> String {
-    if s.chars().count() <= MAX_COMMAND_LINE {
+/// `s` cut to at most `max` characters, the last of them `…` when it was longer.
+fn cut(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
         return s;
     }
-    let mut out: String = s.chars().take(MAX_COMMAND_LINE - 1).collect();
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
 }
@@ -291,13 +292,7 @@ fn cap(s: String) -> String {
 /// `max` characters: control and invisible characters escaped as [`crate::term::sanitize`] does, the rest cut
 /// with `…`.
 pub fn printable(s: &str, max: usize) -> String {
-    let s = crate::term::sanitize(s);
-    if s.chars().count() <= max {
-        return s.into_owned();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    cut(crate::term::sanitize(s).into_owned(), max)
 }
 
 #[cfg(test)]
